@@ -1,0 +1,113 @@
+"""Command line: `python -m worker {evaluate,rules,run,demo}` (also the `j7507-worker` script)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from worker import __version__
+from worker.errors import ConfigError
+
+
+def _path_or_env(value: str | None, env: str) -> Path | None:
+    chosen = value if value is not None else os.environ.get(env)
+    return Path(chosen) if chosen else None
+
+
+def _add_rule_inputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--payer-config",
+        metavar="DIR",
+        help="directory of payer override files (*.yaml, format in contract.md) [env PAYER_CONFIG_DIR]",
+    )
+    parser.add_argument(
+        "--ndc-crosswalk",
+        metavar="FILE",
+        help="NDC crosswalk CSV replacing the shipped one (same columns) [env NDC_CROSSWALK_FILE]",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="j7507-worker",
+        description="Claim-integrity checks for HCPCS J7507 (oral immediate-release tacrolimus).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="decide claim bundles offline (JSON Lines in, one JSON decision per line out)",
+        description=(
+            "Read JSON Lines claim bundles ({claim, prescriptions, labs, prior_claims}) and write one "
+            "JSON decision per line to stdout, in input order. A malformed bundle gets "
+            '{"error": ..., "input_line": N}; the exit status is 1 if any bundle was malformed.'
+        ),
+    )
+    evaluate.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="bundles file (default: stdin)")
+    _add_rule_inputs(evaluate)
+
+    rules = commands.add_parser("rules", help="list the rule catalogue as the code has it")
+    rules.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+
+    from worker.cli_stream import add_stream_commands
+
+    add_stream_commands(commands, _add_rule_inputs)
+    return parser
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from worker.evaluate import Evaluator
+    from worker.offline import evaluate_lines, write_results
+    from worker.reference import load_reference
+    from worker.rules.packs import load_packs
+
+    evaluator = Evaluator(
+        load_packs(_path_or_env(args.payer_config, "PAYER_CONFIG_DIR")),
+        load_reference(_path_or_env(args.ndc_crosswalk, "NDC_CROSSWALK_FILE")),
+    )
+    if args.file == "-":
+        malformed = write_results(evaluate_lines(evaluator, sys.stdin), sys.stdout)
+    else:
+        try:
+            handle = open(args.file, encoding="utf-8")  # noqa: SIM115  (closed below, streamed line by line)
+        except OSError as error:
+            raise ConfigError(f"{args.file}: cannot read: {error.strerror}") from None
+        with handle:
+            malformed = write_results(evaluate_lines(evaluator, handle), sys.stdout)
+    return 1 if malformed else 0
+
+
+def _rules(args: argparse.Namespace) -> int:
+    from worker.catalogue import markdown_table, rule_entries, text_table
+
+    if args.format == "json":
+        print(json.dumps(rule_entries(), indent=2))
+    elif args.format == "markdown":
+        print(markdown_table())
+    else:
+        print(text_table())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "evaluate":
+            return _evaluate(args)
+        if args.command == "rules":
+            return _rules(args)
+        from worker.cli_stream import run_stream_command
+
+        return run_stream_command(args)
+    except ConfigError as error:
+        print(f"j7507-worker: configuration error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Errors the worker reports to a person, at start or per input."""
+
+
+class ConfigError(Exception):
+    """A settings, pack, override or reference file is invalid; the message names file, key and problem."""

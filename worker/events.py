@@ -1,0 +1,276 @@
+"""Domain records, with exactly the field names of the event contract (docs: contract.md).
+
+Input events (claims, prescriptions, lab results) are pydantic models: they validate both the JSON
+bundles of offline evaluation and the dicts decoded from Avro, and a validation failure is a
+contract violation (a malformed bundle or a dead letter). Output records (decision, finding) are
+plain dataclasses: the worker builds them itself, on the hot path, and they need no validation.
+
+Unknown extra fields are ignored, so upstream producers can add fields without breaking us.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+PayerType = Literal["MEDICARE", "MEDICAID", "COMMERCIAL", "OTHER"]
+Entitlement = Literal["AGE", "DISABILITY", "ESRD_ONLY"]
+Organ = Literal[
+    "KIDNEY", "LIVER", "HEART", "LUNG", "HEART_LUNG", "PANCREAS", "INTESTINE", "BONE_MARROW", "ISLET", "OTHER"
+]
+DateSource = Literal["ORDERING_PHYSICIAN", "MEDICAL_RECORD", "PATIENT", "OTHER"]
+AuthorizationStatus = Literal["APPROVED", "PENDING", "DENIED"]
+NdcUnit = Literal["UN", "ME", "GR", "ML"]
+PrescriptionStatus = Literal["ACTIVE", "COMPLETED", "STOPPED", "ON_HOLD", "ENTERED_IN_ERROR"]
+Formulation = Literal["IMMEDIATE_RELEASE", "EXTENDED_RELEASE", "INJECTION", "SUSPENSION", "OTHER"]
+Route = Literal["ORAL", "INTRAVENOUS", "SUBLINGUAL", "OTHER"]
+LabStatus = Literal["FINAL", "PRELIMINARY", "CORRECTED", "AMENDED", "CANCELLED", "ENTERED_IN_ERROR"]
+
+LineOutcome = Literal["ACCEPT", "HOLD", "DENY_RISK"]
+FindingOutcome = Literal["HOLD", "DENY_RISK", "INFO"]
+ClaimOutcome = Literal["ACCEPT", "HOLD", "DENY_RISK", "SKIPPED"]
+
+J7507 = "J7507"
+
+
+class _Record(BaseModel):
+    # frozen: records are shared between the context store and many decisions.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Payer(_Record):
+    payer_id: str
+    payer_type: PayerType
+    plan_id: str | None = None
+
+
+class Coverage(_Record):
+    part_a_at_transplant: bool | None = None
+    part_b_active: bool | None = None
+    entitlement: Entitlement | None = None
+    part_b_id_enrolled: bool | None = None
+
+
+class Transplant(_Record):
+    organ: Organ
+    transplant_date: date | None = None
+    discharge_date: date | None = None
+    facility: str | None = None
+    date_source: DateSource | None = None
+
+
+class PriorAuthorization(_Record):
+    number: str
+    status: AuthorizationStatus
+    valid_from: date | None = None
+    valid_to: date | None = None
+
+
+class ClaimLine(_Record):
+    line_number: int
+    hcpcs_code: str
+    modifiers: tuple[str, ...] = ()
+    units: float
+    charge_amount: str | None = None
+    date_of_service: date
+    ndc: str | None = None
+    ndc_quantity: float | None = None
+    ndc_unit: NdcUnit | None = None
+    days_supply: int | None = None
+    prescription_id: str | None = None
+
+    @property
+    def is_j7507(self) -> bool:
+        return self.hcpcs_code.strip().upper() == J7507
+
+
+class Claim(_Record):
+    """ClaimSubmitted."""
+
+    event_id: str | None = None
+    event_time: datetime | None = None
+    claim_id: str
+    claim_version: int
+    patient_id: str
+    payer: Payer
+    coverage: Coverage | None = None
+    transplant: Transplant | None = None
+    diagnosis_codes: tuple[str, ...]
+    prior_authorization: PriorAuthorization | None = None
+    abn_on_file: bool = False
+    billing_provider_npi: str | None = None
+    ordering_provider_npi: str | None = None
+    dispensing_pharmacy_npi: str | None = None
+    lines: tuple[ClaimLine, ...]
+
+    @property
+    def j7507_lines(self) -> tuple[ClaimLine, ...]:
+        return tuple(line for line in self.lines if line.is_j7507)
+
+
+class Prescription(_Record):
+    """PrescriptionRecorded."""
+
+    event_id: str | None = None
+    event_time: datetime | None = None
+    prescription_id: str
+    patient_id: str
+    status: PrescriptionStatus
+    ingredient: str
+    formulation: Formulation
+    route: Route
+    strength_mg: float | None = None
+    dose_mg: float | None = None
+    doses_per_day: float | None = None
+    days_supply: int | None = None
+    start_date: date
+    end_date: date | None = None
+    dosing_weight_kg: float | None = None
+    prescriber_npi: str | None = None
+    dispense_as_written: bool = False
+    clinical_justification: str | None = None
+    rxnorm_code: str | None = None
+    ndc: str | None = None
+
+    def active_on(self, day: date) -> bool:
+        """Active on DOS: ACTIVE or COMPLETED, started on or before it, not ended before it."""
+        return (
+            self.status in ("ACTIVE", "COMPLETED")
+            and self.start_date <= day
+            and (self.end_date is None or self.end_date >= day)
+        )
+
+    @property
+    def justified(self) -> bool:
+        return bool(self.clinical_justification and self.clinical_justification.strip())
+
+
+class LabResult(_Record):
+    """LabResultRecorded."""
+
+    event_id: str | None = None
+    event_time: datetime | None = None
+    observation_id: str
+    patient_id: str
+    loinc_code: str
+    display: str | None = None
+    value: float | None = None
+    unit: str | None = None
+    effective_time: datetime
+    status: LabStatus
+
+    @property
+    def counted(self) -> bool:
+        """Only final, corrected and amended results with a value count."""
+        return self.status in ("FINAL", "CORRECTED", "AMENDED") and self.value is not None
+
+
+class Bundle(_Record):
+    """One line of offline evaluation input: a claim and the patient context it is decided with."""
+
+    claim: Claim
+    prescriptions: tuple[Prescription, ...] = ()
+    labs: tuple[LabResult, ...] = ()
+    prior_claims: tuple[Claim, ...] = ()
+
+
+# --- output records -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    rule_id: str
+    family: str
+    outcome: FindingOutcome
+    message: str
+    evidence: dict[str, str]
+    fix: str | None = None
+    expected_carc: str | None = None
+    policy_ref: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule_id": self.rule_id,
+            "family": self.family,
+            "outcome": self.outcome,
+            "message": self.message,
+            "evidence": dict(self.evidence),
+            "fix": self.fix,
+            "expected_carc": self.expected_carc,
+            "policy_ref": self.policy_ref,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionLine:
+    line_number: int
+    hcpcs_code: str
+    outcome: LineOutcome
+    findings: tuple[Finding, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "line_number": self.line_number,
+            "hcpcs_code": self.hcpcs_code,
+            "outcome": self.outcome,
+            "findings": [finding.to_dict() for finding in self.findings],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RulePackRef:
+    name: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where the claim was read from: topic, partition and offset."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    decision_id: str
+    claim_id: str
+    claim_version: int
+    patient_id: str
+    decided_at: datetime
+    outcome: ClaimOutcome
+    rule_pack: RulePackRef
+    worker_version: str
+    source: Source | None
+    lines: tuple[DecisionLine, ...]
+    findings: tuple[Finding, ...] = ()
+    claim_event_id: str | None = None
+    rule_ids: tuple[str, ...] = field(default=(), compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract's ClaimDecision shape (timestamps as datetime; JSON callers format them)."""
+        return {
+            "decision_id": self.decision_id,
+            "claim_id": self.claim_id,
+            "claim_version": self.claim_version,
+            "patient_id": self.patient_id,
+            "decided_at": self.decided_at,
+            "outcome": self.outcome,
+            "rule_pack": {"name": self.rule_pack.name, "version": self.rule_pack.version},
+            "worker_version": self.worker_version,
+            "source": (
+                None
+                if self.source is None
+                else {"topic": self.source.topic, "partition": self.source.partition, "offset": self.source.offset}
+            ),
+            "findings": [finding.to_dict() for finding in self.findings],
+            "lines": [line.to_dict() for line in self.lines],
+            "claim_event_id": self.claim_event_id,
+        }

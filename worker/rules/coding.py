@@ -1,0 +1,264 @@
+"""Coding and units: is the line billed with the right code, NDC, units, modifiers and supply?"""
+
+from __future__ import annotations
+
+import math
+
+from worker.events import J7507
+from worker.reference import normalize_ndc
+from worker.rules.facts import TACROLIMUS, LineFacts
+from worker.rules.registry import Hit, rule
+
+# The HCPCS code each non-IR tacrolimus product bills under (J7507.md "The code").
+_TACROLIMUS_CODES = {
+    ("EXTENDED_RELEASE", "ORAL"): "J7503 (Envarsus XR) or J7508 (Astagraf XL)",
+    ("INJECTION", "INTRAVENOUS"): "J7525",
+    ("SUSPENSION", "ORAL"): "J7521",
+}
+
+# Whole-unit comparisons tolerate floating-point noise from quantities such as 60 × 0.5.
+_EPSILON = 1e-6
+
+
+@rule(
+    "wrong-code-for-product",
+    family="coding",
+    outcomes=("DENY_RISK",),
+    policy_ref="A52474",
+    expected_carc="CO-16",
+)
+def wrong_code_for_product(facts: LineFacts) -> Hit | None:
+    """The NDC or the matched prescription is a tacrolimus product billed under another code.
+
+    Fires when the line's NDC is in the crosswalk under a HCPCS code other than J7507 (evidence
+    `expected_code`), or when the matched prescription is tacrolimus but not IMMEDIATE_RELEASE
+    ORAL (Envarsus XR J7503, Astagraf XL J7508, injection J7525). The NDC check comes first: it is
+    the stronger evidence, being what was dispensed.
+    """
+    product = facts.product
+    if product is not None and product.hcpcs != J7507:
+        return Hit(
+            message=f"NDC {product.ndc11} is {product.product or 'a product'} billed under {product.hcpcs}, not J7507.",
+            evidence={
+                "ndc": product.ndc11,
+                "billed_code": J7507,
+                "expected_code": product.hcpcs,
+                "product": product.product,
+            },
+            fix=f"Bill this NDC under {product.hcpcs} with its own units, or correct the NDC if J7507 was dispensed.",
+        )
+    rx = facts.matched_prescription
+    if (
+        rx is not None
+        and rx.ingredient.strip().lower() == TACROLIMUS
+        and (rx.formulation != "IMMEDIATE_RELEASE" or rx.route != "ORAL")
+    ):
+        expected = _TACROLIMUS_CODES.get((rx.formulation, rx.route), "a code other than J7507")
+        return Hit(
+            message=(
+                f"The prescription is tacrolimus {rx.formulation.lower().replace('_', ' ')} "
+                f"({rx.route.lower()}), which is not billed as J7507."
+            ),
+            evidence={
+                "prescription_id": rx.prescription_id,
+                "formulation": rx.formulation,
+                "route": rx.route,
+                "billed_code": J7507,
+                "expected_code": expected,
+            },
+            fix=f"Bill the dispensed product under {expected}, or link the line to the immediate-release prescription.",
+        )
+    return None
+
+
+@rule(
+    "ndc-missing",
+    family="coding",
+    outcomes=("DENY_RISK", "HOLD"),
+    settings=("requires_ndc",),
+    policy_ref="payer",
+    expected_carc="CO-16",
+)
+def ndc_missing(facts: LineFacts) -> Hit | None:
+    """The line has no NDC: DENY_RISK where the payer requires one (`requires_ndc`), else HOLD.
+
+    Without an NDC none of the product checks can run, so even payers that do not require it get
+    a HOLD for a person to add it.
+    """
+    if facts.ndc is not None:
+        return None
+    return Hit(
+        message="The line has no NDC."
+        + (" This payer requires one on drug lines." if facts.settings.requires_ndc else ""),
+        evidence={"ndc": None, "requires_ndc": facts.settings.requires_ndc},
+        fix="Add the dispensed 11-digit NDC with its quantity and unit (837P loop 2410 LIN/CTP).",
+        outcome="DENY_RISK" if facts.settings.requires_ndc else "HOLD",
+    )
+
+
+@rule("ndc-not-in-crosswalk", family="coding", outcomes=("HOLD",), policy_ref="A52474")
+def ndc_not_in_crosswalk(facts: LineFacts) -> Hit | None:
+    """The NDC is not in the crosswalk at all.
+
+    Dashes and spaces are ignored; any other form (a 10-digit NDC, letters) is simply not found. A
+    person confirms the product and either corrects the NDC or adds it to the crosswalk.
+    """
+    if facts.ndc is None or facts.product is not None:
+        return None
+    well_formed = len(facts.ndc) == 11 and facts.ndc.isdigit()
+    return Hit(
+        message=f"NDC {facts.ndc} is not in the NDC crosswalk"
+        + ("." if well_formed else "; it is not an 11-digit 5-4-2 NDC."),
+        evidence={"ndc": facts.ndc, "crosswalk": facts.reference.crosswalk_source},
+        fix="Check the NDC on the dispensed package; if it is a valid tacrolimus IR NDC, add it to the crosswalk.",
+    )
+
+
+@rule("units-not-whole", family="coding", outcomes=("DENY_RISK",), policy_ref="A52474", expected_carc="CO-16")
+def units_not_whole(facts: LineFacts) -> Hit | None:
+    """`units` is not a positive whole number (1 unit = 1 mg; fractional or zero units are rejected)."""
+    units = facts.line.units
+    if math.isfinite(units) and units > 0 and abs(units - round(units)) < _EPSILON:
+        return None
+    return Hit(
+        message=f"Billed units {units:g} are not a positive whole number of milligrams.",
+        evidence={"units": units},
+        fix="Bill whole milligrams: units = total mg dispensed (e.g. 60 × 0.5 mg = 30 units).",
+    )
+
+
+@rule(
+    "units-mismatch-ndc",
+    family="coding",
+    outcomes=("DENY_RISK",),
+    policy_ref="A52474",
+    expected_carc="CO-16",
+)
+def units_mismatch_ndc(facts: LineFacts) -> Hit | None:
+    """Billed units differ from what the NDC quantity implies.
+
+    Expected units: `ndc_quantity` × NDC strength for unit UN or no unit (only when the NDC is a
+    J7507 crosswalk row; otherwise the strength is unknown or the code is wrong, which other rules
+    report), `ndc_quantity` for ME (milligrams), `ndc_quantity` × 1000 for GR; ML is not checked.
+    """
+    line = facts.line
+    if line.ndc_quantity is None:
+        return None
+    unit = line.ndc_unit
+    if unit in (None, "UN"):
+        if facts.product is None or facts.product.hcpcs != J7507:
+            return None
+        expected = line.ndc_quantity * facts.product.strength_mg
+        basis = f"{line.ndc_quantity:g} × {facts.product.strength_mg:g} mg"
+    elif unit == "ME":
+        expected, basis = line.ndc_quantity, f"{line.ndc_quantity:g} mg"
+    elif unit == "GR":
+        expected, basis = line.ndc_quantity * 1000, f"{line.ndc_quantity:g} g"
+    else:
+        return None
+    if abs(line.units - expected) < _EPSILON:
+        return None
+    capsules = unit in (None, "UN") and abs(line.units - line.ndc_quantity) < _EPSILON
+    return Hit(
+        message=(
+            f"Billed {line.units:g} units but the NDC quantity ({basis}) is {expected:g} mg"
+            + (": the units look like a capsule count." if capsules else ".")
+        ),
+        evidence={
+            "units": line.units,
+            "expected_units": expected,
+            "ndc_quantity": line.ndc_quantity,
+            "ndc_unit": unit or "",
+            "strength_mg": facts.ndc_strength,
+        },
+        fix=f"Bill {expected:g} units (1 unit = 1 mg), or correct the NDC quantity.",
+    )
+
+
+@rule(
+    "duplicate-line",
+    family="coding",
+    outcomes=("DENY_RISK",),
+    policy_ref="A52474",
+    expected_carc="CO-18",
+)
+def duplicate_line(facts: LineFacts) -> Hit | None:
+    """Same NDC and date of service as an earlier J7507 line of this claim or a prior claim's line.
+
+    Only lines with an NDC are compared. Within the claim, the line with the lower line_number is
+    the original and only the later one is flagged. Prior claims count in their highest version, and
+    earlier versions of this claim never do (a resubmission is not a duplicate of itself).
+    """
+    if facts.ndc is None:
+        return None
+    for line in facts.earlier_lines_of_claim:
+        if line.ndc and normalize_ndc(line.ndc) == facts.ndc and line.date_of_service == facts.dos:
+            return Hit(
+                message=f"Line {line.line_number} of this claim already bills NDC {facts.ndc} on {facts.dos}.",
+                evidence={"ndc": facts.ndc, "date_of_service": facts.dos, "duplicate_of_line": line.line_number},
+                fix="Remove the duplicate line, or combine the quantities on one line.",
+            )
+    for prior in facts.claim_facts.prior_lines:
+        if prior.line.ndc and normalize_ndc(prior.line.ndc) == facts.ndc and prior.line.date_of_service == facts.dos:
+            return Hit(
+                message=f"Claim {prior.claim_id} already billed NDC {facts.ndc} on {facts.dos}.",
+                evidence={
+                    "ndc": facts.ndc,
+                    "date_of_service": facts.dos,
+                    "duplicate_of_claim": prior.claim_id,
+                    "duplicate_of_claim_version": prior.claim_version,
+                    "duplicate_of_line": prior.line.line_number,
+                },
+                fix="If this replaces the earlier claim, resubmit it as a new version of that claim; else drop it.",
+            )
+    return None
+
+
+@rule(
+    "days-supply-exceeds-limit",
+    family="coding",
+    outcomes=("DENY_RISK",),
+    settings=("max_days_supply",),
+    policy_ref="A52474",
+    expected_carc="CO-119",
+)
+def days_supply_exceeds_limit(facts: LineFacts) -> Hit | None:
+    """The line's `days_supply` is over the pack's limit for its date of service.
+
+    Only the line's own days supply is compared (it is what the payer sees); a line without one is
+    not checked here.
+    """
+    days = facts.line.days_supply
+    limit = facts.settings.max_days_supply_on(facts.dos)
+    if days is None or days <= limit:
+        return None
+    return Hit(
+        message=f"Days supply {days} is over the {limit}-day limit for a service on {facts.dos}.",
+        evidence={"days_supply": days, "max_days_supply": limit, "date_of_service": facts.dos},
+        fix=f"Dispense and bill at most {limit} days; split a longer supply into later refills.",
+    )
+
+
+@rule(
+    "modifier-not-allowed",
+    family="coding",
+    outcomes=("DENY_RISK",),
+    settings=("allowed_modifiers",),
+    policy_ref="A52474",
+    expected_carc="CO-4",
+)
+def modifier_not_allowed(facts: LineFacts) -> Hit | None:
+    """A modifier is not in `allowed_modifiers`; evidence lists every disallowed one.
+
+    Modifier 25 is the classic error: it is an E/M modifier with no place on a drug line.
+    """
+    allowed = facts.settings.allowed_modifiers
+    disallowed = [modifier for modifier in facts.modifiers if modifier not in allowed]
+    if not disallowed:
+        return None
+    note = " (25 is an E/M modifier, not a drug-line modifier)" if "25" in disallowed else ""
+    return Hit(
+        message=f"Modifier(s) {', '.join(disallowed)} are not allowed on a J7507 line{note}.",
+        evidence={"modifiers": disallowed, "allowed_modifiers": sorted(allowed)},
+        fix=f"Remove {', '.join(disallowed)}; allowed here: {', '.join(sorted(allowed))}.",
+    )

@@ -1,0 +1,192 @@
+"""The facts rules compare, computed once per claim or per line and only when a rule asks.
+
+Definitions follow the "Terms used" section of rules.md; each property's docstring says which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, timedelta
+from functools import cached_property
+
+from worker.context import PatientContext
+from worker.events import Claim, ClaimLine, LabResult, Prescription
+from worker.reference import NdcProduct, ReferenceData, normalize_drug, normalize_ndc
+from worker.rules.packs import PackSettings, normalize_diagnosis
+
+TACROLIMUS = "tacrolimus"
+
+
+@dataclass(frozen=True, slots=True)
+class PriorLine:
+    claim_id: str
+    claim_version: int
+    line: ClaimLine
+
+
+class ClaimFacts:
+    """Facts shared by every J7507 line of one claim."""
+
+    def __init__(self, claim: Claim, context: PatientContext, settings: PackSettings, reference: ReferenceData) -> None:
+        self.claim = claim
+        self.context = context
+        self.settings = settings
+        self.reference = reference
+
+    @cached_property
+    def j7507_lines(self) -> tuple[ClaimLine, ...]:
+        return self.claim.j7507_lines
+
+    @cached_property
+    def prescriptions(self) -> list[Prescription]:
+        return self.context.prescriptions
+
+    @cached_property
+    def counted_labs(self) -> list[LabResult]:
+        return self.context.counted_labs()
+
+    @cached_property
+    def prior_lines(self) -> list[PriorLine]:
+        """J7507 lines of the highest version of each other claim; this claim's own versions never count."""
+        return [
+            PriorLine(prior.claim_id, prior.claim_version, line)
+            for prior in self.context.prior_claims
+            if prior.claim_id != self.claim.claim_id
+            for line in prior.lines
+            if line.is_j7507
+        ]
+
+    @cached_property
+    def diagnosis_codes(self) -> tuple[str, ...]:
+        return tuple(normalize_diagnosis(code) for code in self.claim.diagnosis_codes)
+
+    @property
+    def organ(self) -> str | None:
+        return self.claim.transplant.organ if self.claim.transplant else None
+
+    @property
+    def transplant_date(self) -> date | None:
+        return self.claim.transplant.transplant_date if self.claim.transplant else None
+
+    @property
+    def discharge_date(self) -> date | None:
+        return self.claim.transplant.discharge_date if self.claim.transplant else None
+
+
+class LineFacts:
+    """Facts about one J7507 line, on its date of service."""
+
+    def __init__(self, claim_facts: ClaimFacts, line: ClaimLine) -> None:
+        self.claim_facts = claim_facts
+        self.claim = claim_facts.claim
+        self.settings = claim_facts.settings
+        self.reference = claim_facts.reference
+        self.line = line
+        self.dos = line.date_of_service
+
+    # --- the product billed ---------------------------------------------------------------------
+
+    @cached_property
+    def ndc(self) -> str | None:
+        """The line's NDC, dashes removed; None when absent or blank."""
+        return normalize_ndc(self.line.ndc) if self.line.ndc and self.line.ndc.strip() else None
+
+    @cached_property
+    def product(self) -> NdcProduct | None:
+        """The crosswalk row of the line's NDC."""
+        return self.reference.product(self.ndc)
+
+    @property
+    def ndc_strength(self) -> float | None:
+        return self.product.strength_mg if self.product else None
+
+    @cached_property
+    def modifiers(self) -> tuple[str, ...]:
+        return tuple(modifier.strip().upper() for modifier in self.line.modifiers if modifier.strip())
+
+    # --- prescriptions --------------------------------------------------------------------------
+
+    @cached_property
+    def active_prescriptions(self) -> list[Prescription]:
+        return [rx for rx in self.claim_facts.prescriptions if rx.active_on(self.dos)]
+
+    def active_with_ingredient(self, *names: str) -> list[Prescription]:
+        wanted = {normalize_drug(name) for name in names}
+        return [rx for rx in self.active_prescriptions if normalize_drug(rx.ingredient) in wanted]
+
+    @cached_property
+    def named_prescription(self) -> Prescription | None:
+        """The prescription the line names, whatever its status (None when unknown or not named)."""
+        if not self.line.prescription_id:
+            return None
+        return self.claim_facts.context.prescription(self.line.prescription_id)
+
+    @cached_property
+    def matched_prescription(self) -> Prescription | None:
+        """rules.md "matched prescription": the named one (no fallback if unknown), else the
+        tacrolimus IMMEDIATE_RELEASE ORAL prescription active on DOS with the latest start_date
+        (of equal start dates, the one recorded last)."""
+        if self.line.prescription_id:
+            return self.named_prescription
+        candidates = [rx for rx in self.active_prescriptions if is_tacrolimus_ir_oral(rx)]
+        if not candidates:
+            return None
+        # max() keeps the first of equal keys; reversing makes the last-recorded win ties.
+        return max(reversed(candidates), key=lambda rx: rx.start_date)
+
+    @cached_property
+    def days_supply(self) -> int | None:
+        """The line's days supply, else the matched prescription's."""
+        if self.line.days_supply is not None:
+            return self.line.days_supply
+        return self.matched_prescription.days_supply if self.matched_prescription else None
+
+    @cached_property
+    def expected_units(self) -> float | None:
+        """Matched dose_mg × doses_per_day × days supply (1 unit = 1 mg); None when any is missing."""
+        rx = self.matched_prescription
+        if rx is None or rx.dose_mg is None or rx.doses_per_day is None or self.days_supply is None:
+            return None
+        return rx.dose_mg * rx.doses_per_day * self.days_supply
+
+    # --- labs -----------------------------------------------------------------------------------
+
+    @cached_property
+    def window_start(self) -> date:
+        return self.dos - timedelta(days=self.settings.lab_lookback_days)
+
+    def labs_in_window(self, group: str) -> list[LabResult]:
+        """Counted labs of a LOINC group with effective date in [DOS − lookback, DOS], oldest first."""
+        codes = self.reference.loincs(group)
+        start, end = self.window_start, self.dos
+        return [
+            lab
+            for lab in self.claim_facts.counted_labs
+            if lab.loinc_code in codes and start <= effective_date(lab) <= end
+        ]
+
+    def labs_between(self, group: str, start: date, end: date) -> list[LabResult]:
+        codes = self.reference.loincs(group)
+        return [
+            lab
+            for lab in self.claim_facts.counted_labs
+            if lab.loinc_code in codes and start <= effective_date(lab) <= end
+        ]
+
+    # --- history --------------------------------------------------------------------------------
+
+    @cached_property
+    def earlier_lines_of_claim(self) -> list[ClaimLine]:
+        return [line for line in self.claim_facts.j7507_lines if line.line_number < self.line.line_number]
+
+
+def is_tacrolimus_ir_oral(rx: Prescription) -> bool:
+    return normalize_drug(rx.ingredient) == TACROLIMUS and rx.formulation == "IMMEDIATE_RELEASE" and rx.route == "ORAL"
+
+
+def effective_date(lab: LabResult) -> date:
+    """The UTC calendar date of the lab's effective time (naive times are taken as UTC)."""
+    moment = lab.effective_time
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.date()

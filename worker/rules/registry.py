@@ -1,0 +1,118 @@
+"""The rule registry: every rule is a plain function registered by its public id.
+
+A rule receives the `LineFacts` of one J7507 line and returns a `Hit` (it fires) or None. It never
+raises for bad data: missing values mean "no check" or are a finding of their own. The registry
+turns a hit into a `Finding` with the rule's id, family, default outcome, expected CARC and policy
+reference, so a new rule is one function plus its test table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from worker.events import Finding, FindingOutcome
+
+if TYPE_CHECKING:
+    from worker.rules.facts import LineFacts
+
+Family = Literal["coding", "order", "coverage", "overlap", "labs", "payer"]
+
+FAMILY_TITLES: Mapping[Family, str] = {
+    "coding": "Coding and units",
+    "order": "Order and quantity",
+    "coverage": "Transplant and coverage",
+    "overlap": "Overlapping therapy and interactions",
+    "labs": "Laboratory context",
+    "payer": "Payer requirements",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A rule fired: what it found, in words and values, and what would resolve it."""
+
+    message: str
+    evidence: Mapping[str, object]
+    fix: str
+    outcome: FindingOutcome | None = None  # None: the rule's first listed outcome
+
+
+Check = Callable[["LineFacts"], Hit | None]
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    rule_id: str
+    family: Family
+    outcomes: tuple[FindingOutcome, ...]
+    settings: tuple[str, ...]
+    policy_ref: str
+    expected_carc: str | None
+    medicare_only: bool
+    summary: str
+    check: Check = field(repr=False)
+
+    def finding(self, hit: Hit) -> Finding:
+        outcome = hit.outcome or self.outcomes[0]
+        return Finding(
+            rule_id=self.rule_id,
+            family=self.family,
+            outcome=outcome,
+            message=hit.message,
+            evidence={key: _evidence_text(value) for key, value in hit.evidence.items()},
+            fix=hit.fix,
+            # An INFO finding changes nothing, so no payer reason code is expected for it.
+            expected_carc=self.expected_carc if outcome == "DENY_RISK" else None,
+            policy_ref=self.policy_ref,
+        )
+
+
+def _evidence_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple | set | frozenset):
+        return ",".join(
+            _evidence_text(item) for item in (sorted(value) if isinstance(value, set | frozenset) else value)
+        )
+    return str(value)
+
+
+RULES: dict[str, RuleSpec] = {}
+
+
+def rule(
+    rule_id: str,
+    *,
+    family: Family,
+    outcomes: tuple[FindingOutcome, ...],
+    policy_ref: str,
+    expected_carc: str | None = None,
+    settings: tuple[str, ...] = (),
+    medicare_only: bool = False,
+) -> Callable[[Check], Check]:
+    """Register a rule under its public id; the first docstring line is its catalogue summary."""
+
+    def register(check: Check) -> Check:
+        if rule_id in RULES:
+            raise ValueError(f"rule {rule_id} registered twice")
+        doc = (check.__doc__ or "").strip()
+        RULES[rule_id] = RuleSpec(
+            rule_id=rule_id,
+            family=family,
+            outcomes=outcomes,
+            settings=(*settings, "medicare_rules") if medicare_only else settings,
+            policy_ref=policy_ref,
+            expected_carc=expected_carc,
+            medicare_only=medicare_only,
+            summary=doc.splitlines()[0] if doc else rule_id,
+            check=check,
+        )
+        return check
+
+    return register
