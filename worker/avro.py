@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from functools import cache
 from importlib.resources import files
+from operator import is_not
 from typing import Any, cast
 
 import fastavro
@@ -29,6 +30,7 @@ _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 # string instead of raising when a length runs past the end of the buffer; with the sentinel such an
 # over-read lands on it and shows up as a read position past the payload.
 _SENTINEL = b"\x00"
+_ABSENT = object()
 # Writer schemas from a registry come as a handful of distinct dicts; parsing one costs far more
 # than a decode, so they are kept (by identity, holding a reference so the id cannot be reused).
 _WRITER_CACHE_SIZE = 64
@@ -141,59 +143,81 @@ class AvroCodec:
 
 
 # --- compiled walks -------------------------------------------------------------------------------
-# fastavro's compiled reader/writer do the heavy lifting. Two small jobs remain, both limited to the
-# few fields that need them and compiled once per schema into closures (no per-call schema lookups):
-# before writing, ISO strings become dates/timestamps; after reading, ints must fit 32 bits and
-# doubles must be finite (fastavro hands back whatever 64-bit value or bit pattern random bytes give).
+# fastavro's compiled reader/writer do the heavy lifting. What remains is compiled once per schema
+# into closures that visit only the fields concerned (no per-call schema lookups):
+# - before writing, ISO strings become dates/timestamps, and every non-null value of a ["null", T]
+#   union is tagged with its branch (fastavro's tuple notation): otherwise fastavro validates the
+#   value against each branch to pick one, which is most of its encoding time for a claim;
+# - after reading, ints must fit 32 bits and doubles must be finite (fastavro hands back whatever
+#   64-bit value or bit pattern random bytes give).
 
 
 @cache
 def _walks(name: str) -> tuple[_Walk | None, _Walk | None]:
     schema = load_schema(name)
     named: dict[str, Any] = schema["__named_schemas"]
-    return _compile(schema, named, name, _prepare_leaf), _compile(schema, named, name, _check_leaf)
+    prepare = _compile(schema, named, name, _prepare_leaf, tag_unions=True)
+    check = _compile(schema, named, name, _check_leaf, tag_unions=False)
+    return prepare, check
 
 
-def _compile(schema: Any, named: dict[str, Any], path: str, leaf: _Leaf) -> _Walk | None:
+def _compile(schema: Any, named: dict[str, Any], path: str, leaf: _Leaf, tag_unions: bool) -> _Walk | None:
     if isinstance(schema, str):
         if schema in named:
-            return _compile(named[schema], named, path, leaf)
+            return _compile(named[schema], named, path, leaf, tag_unions)
         return leaf(schema, path)
     if isinstance(schema, list):
-        branches = [walk for branch in schema if (walk := _compile(branch, named, path, leaf)) is not None]
+        if tag_unions:
+            non_null = [branch for branch in schema if branch != "null"]
+            if len(non_null) == 1 and len(schema) == 2:
+                inner = _compile(non_null[0], named, path, leaf, tag_unions)
+                return _tagged_optional(_branch_name(non_null[0]), inner)
+        walks = [_compile(branch, named, path, leaf, tag_unions) for branch in schema]
+        branches = [walk for walk in walks if walk is not None]
         return _union(branches) if branches else None
     kind = schema["type"]
     if kind == "record":
         fields = []
         for field in schema["fields"]:
-            walk = _compile(field["type"], named, f"{path}.{field['name']}", leaf)
+            walk = _compile(field["type"], named, f"{path}.{field['name']}", leaf, tag_unions)
             if walk is not None:
                 fields.append((field["name"], walk))
         return _record(fields) if fields else None
     if kind == "array":
-        item = _compile(schema["items"], named, path, leaf)
+        item = _compile(schema["items"], named, path, leaf, tag_unions)
         return _array(item) if item is not None else None
     if kind == "map":
-        value = _compile(schema["values"], named, path, leaf)
+        value = _compile(schema["values"], named, path, leaf, tag_unions)
         return _map(value) if value is not None else None
     if kind in ("enum", "fixed"):
         return None
     return leaf(schema, path)
 
 
+def _branch_name(schema: Any) -> str:
+    """The name fastavro's tuple notation uses for a union branch: full name or primitive type."""
+    if isinstance(schema, str):
+        return schema
+    if schema["type"] in ("record", "enum", "fixed"):
+        return str(schema["name"])
+    return str(schema["type"])  # a logical type goes by its underlying primitive
+
+
 def _record(fields: list[tuple[str, _Walk]]) -> _Walk:
     def walk(value: Any) -> Any:
-        if not isinstance(value, Mapping):
+        # `type(...) is dict` first: the ABC isinstance check is slow and almost every record is a dict.
+        if type(value) is not dict and not isinstance(value, Mapping):
             return value  # not ours to judge: the writer reports the type error
         copy = None
         for name, field_walk in fields:
-            if name in value:
-                old = value[name]
-                new = field_walk(old)
-                if new is not old:
-                    if copy is None:
-                        copy = dict(value)  # copy on first change: the caller's record stays as given
-                    copy[name] = new
+            old = value.get(name, _ABSENT)
+            if old is _ABSENT:
+                continue  # the writer fills the default or reports the missing field
+            new = field_walk(old)
+            if new is not old:
+                if copy is None:
+                    copy = dict(value)  # copy on first change: the caller's record stays as given
+                copy[name] = new
         return value if copy is None else copy
 
     return walk
@@ -204,7 +228,7 @@ def _array(item: _Walk) -> _Walk:
         if not isinstance(value, list | tuple):
             return value
         new = [item(element) for element in value]
-        return value if all(a is b for a, b in zip(new, value, strict=True)) else new
+        return new if any(map(is_not, new, value)) else value
 
     return walk
 
@@ -214,7 +238,16 @@ def _map(item: _Walk) -> _Walk:
         if not isinstance(value, Mapping):
             return value
         new = {key: item(element) for key, element in value.items()}
-        return value if all(new[key] is element for key, element in value.items()) else new
+        return new if any(map(is_not, new.values(), value.values())) else value
+
+    return walk
+
+
+def _tagged_optional(name: str, inner: _Walk | None) -> _Walk:
+    def walk(value: Any) -> Any:
+        if value is None:
+            return None
+        return (name, value if inner is None else inner(value))
 
     return walk
 

@@ -1,15 +1,15 @@
 """Patient context: what the rules know about a patient besides the claim itself.
 
-The same structure serves the stream (one `PatientContext` per patient, fed event by event from the
-context topics and from decided claims) and offline evaluation (built from a bundle's lists).
-Changelog semantics follow contract.md: a later event with the same prescription_id or
-observation_id replaces the earlier one, where later means a later `event_time`, or, where times
-are equal or absent, later in arrival order. Of several versions of one prior claim only the
-highest `claim_version` is kept.
+The same structures serve the stream (fed event by event from the context topics and from decided
+claims) and offline evaluation (built from a bundle's lists). Changelog semantics follow
+contract.md: a later event with the same prescription_id or observation_id replaces the earlier one,
+where later means a later `event_time`, or, where times are equal or absent, later in arrival order.
+Of several versions of one prior claim only the highest `claim_version` is kept.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 from itertools import count
@@ -19,8 +19,8 @@ from worker.events import Claim, LabResult, Prescription
 
 T = TypeVar("T", Prescription, LabResult)
 
-# One process-wide arrival counter: "later in the input" must compare across patients' stores
-# and across restores, and an integer increment is the cheapest total order there is.
+# One process-wide arrival counter: "later in the input" must compare across stores and restores,
+# and an integer increment is the cheapest total order there is.
 _arrivals = count()
 
 
@@ -37,26 +37,54 @@ class _Changelog(Generic[T]):
     def __init__(self) -> None:
         self.entries: dict[str, tuple[int, T]] = {}
 
-    def add(self, key: str, event: T) -> bool:
+    def add(self, key: str, event: T) -> int:
+        """Returns 1 when the id is new, else 0 (replaced, or older than what is held)."""
         current = self.entries.get(key)
         if current is not None and not _replaces(event.event_time, current[1].event_time):
-            return False
+            return 0
         self.entries[key] = (next(_arrivals), event)
-        return True
+        return 0 if current is not None else 1
 
-    def __len__(self) -> int:
-        return len(self.entries)
+
+class ClinicalRecord:
+    """One patient's prescriptions and lab results (from the two context topics)."""
+
+    __slots__ = ("labs", "prescriptions")
+
+    def __init__(self) -> None:
+        self.prescriptions: _Changelog[Prescription] = _Changelog()
+        self.labs: _Changelog[LabResult] = _Changelog()
+
+
+class ClaimHistory:
+    """One patient's earlier claims, highest version of each (from the claims topic)."""
+
+    __slots__ = ("claims",)
+
+    def __init__(self) -> None:
+        self.claims: dict[str, Claim] = {}
+
+    def add(self, claim: Claim) -> int:
+        """Keep the highest version of each claim; returns 1 when the claim id is new."""
+        current = self.claims.get(claim.claim_id)
+        if current is not None and current.claim_version > claim.claim_version:
+            return 0
+        self.claims[claim.claim_id] = claim
+        return 0 if current is not None else 1
+
+
+_EMPTY_CLINICAL = ClinicalRecord()
+_EMPTY_HISTORY = ClaimHistory()
 
 
 class PatientContext:
-    """One patient's prescriptions, lab results and earlier claims."""
+    """The view the rules read: a patient's clinical record and claim history."""
 
-    __slots__ = ("_claims", "_labs", "_prescriptions")
+    __slots__ = ("clinical", "history")
 
-    def __init__(self) -> None:
-        self._prescriptions: _Changelog[Prescription] = _Changelog()
-        self._labs: _Changelog[LabResult] = _Changelog()
-        self._claims: dict[str, Claim] = {}
+    def __init__(self, clinical: ClinicalRecord | None = None, history: ClaimHistory | None = None) -> None:
+        self.clinical = clinical or ClinicalRecord()
+        self.history = history or ClaimHistory()
 
     @classmethod
     def from_lists(
@@ -64,33 +92,19 @@ class PatientContext:
     ) -> PatientContext:
         context = cls()
         for prescription in prescriptions:
-            context.add_prescription(prescription)
+            context.clinical.prescriptions.add(prescription.prescription_id, prescription)
         for lab in labs:
-            context.add_lab(lab)
+            context.clinical.labs.add(lab.observation_id, lab)
         for claim in prior_claims:
-            context.add_claim(claim)
+            context.history.add(claim)
         return context
-
-    def add_prescription(self, prescription: Prescription) -> bool:
-        return self._prescriptions.add(prescription.prescription_id, prescription)
-
-    def add_lab(self, lab: LabResult) -> bool:
-        return self._labs.add(lab.observation_id, lab)
-
-    def add_claim(self, claim: Claim) -> bool:
-        """Keep the highest version of each claim (a resubmission replaces the original)."""
-        current = self._claims.get(claim.claim_id)
-        if current is not None and current.claim_version > claim.claim_version:
-            return False
-        self._claims[claim.claim_id] = claim
-        return True
 
     @property
     def prescriptions(self) -> list[Prescription]:
-        return [prescription for _, prescription in self._prescriptions.entries.values()]
+        return [prescription for _, prescription in self.clinical.prescriptions.entries.values()]
 
     def prescription(self, prescription_id: str) -> Prescription | None:
-        entry = self._prescriptions.entries.get(prescription_id)
+        entry = self.clinical.prescriptions.entries.get(prescription_id)
         return None if entry is None else entry[1]
 
     def counted_labs(self) -> list[LabResult]:
@@ -98,15 +112,73 @@ class PatientContext:
 
         Order: effective time, then arrival, so the last of two labs at the same time is the newer.
         """
-        counted = [entry for entry in self._labs.entries.values() if entry[1].counted]
+        counted = [entry for entry in self.clinical.labs.entries.values() if entry[1].counted]
         counted.sort(key=lambda entry: (entry[1].effective_time, entry[0]))
         return [lab for _, lab in counted]
 
     @property
     def prior_claims(self) -> list[Claim]:
-        return list(self._claims.values())
+        return list(self.history.claims.values())
 
-    @property
-    def sizes(self) -> tuple[int, int, int]:
-        """(prescriptions, labs, prior claims) held, for the context-size metrics."""
-        return len(self._prescriptions), len(self._labs), len(self._claims)
+
+class ContextStore:
+    """All patients' context held by one worker, in buckets that follow partition ownership.
+
+    Claim history is bucketed by claims partition. Clinical records are bucketed by context
+    partition number in the default co-partitioned scope (so a revoked partition's patients are
+    dropped whole), or held in one bucket in the global scope, where every worker follows every
+    context partition and a patient's events may sit in any of them.
+    """
+
+    GLOBAL_BUCKET = -1
+
+    def __init__(self, global_scope: bool = False) -> None:
+        self.global_scope = global_scope
+        self._clinical: dict[int, dict[str, ClinicalRecord]] = {}
+        self._history: dict[int, dict[str, ClaimHistory]] = {}
+        self.sizes: Counter[str] = Counter()
+
+    def _clinical_bucket(self, partition: int) -> dict[str, ClinicalRecord]:
+        key = self.GLOBAL_BUCKET if self.global_scope else partition
+        return self._clinical.setdefault(key, {})
+
+    def _clinical_record(self, partition: int, patient_id: str) -> ClinicalRecord:
+        bucket = self._clinical_bucket(partition)
+        record = bucket.get(patient_id)
+        if record is None:
+            record = bucket[patient_id] = ClinicalRecord()
+            self.sizes["patients"] += 1
+        return record
+
+    def add_prescription(self, partition: int, prescription: Prescription) -> None:
+        record = self._clinical_record(partition, prescription.patient_id)
+        self.sizes["prescriptions"] += record.prescriptions.add(prescription.prescription_id, prescription)
+
+    def add_lab(self, partition: int, lab: LabResult) -> None:
+        record = self._clinical_record(partition, lab.patient_id)
+        self.sizes["labs"] += record.labs.add(lab.observation_id, lab)
+
+    def add_claim(self, partition: int, claim: Claim) -> None:
+        bucket = self._history.setdefault(partition, {})
+        history = bucket.get(claim.patient_id)
+        if history is None:
+            history = bucket[claim.patient_id] = ClaimHistory()
+        self.sizes["prior_claims"] += history.add(claim)
+
+    def patient(self, claims_partition: int, patient_id: str) -> PatientContext:
+        """The context a claim read from `claims_partition` is decided with (empty if unknown)."""
+        key = self.GLOBAL_BUCKET if self.global_scope else claims_partition
+        clinical = self._clinical.get(key, {}).get(patient_id, _EMPTY_CLINICAL)
+        history = self._history.get(claims_partition, {}).get(patient_id, _EMPTY_HISTORY)
+        return PatientContext(clinical, history)
+
+    def drop(self, claims_partition: int) -> None:
+        """Forget what belongs to a revoked or lost partition."""
+        for history in self._history.pop(claims_partition, {}).values():
+            self.sizes["prior_claims"] -= len(history.claims)
+        if self.global_scope:
+            return
+        for record in self._clinical.pop(claims_partition, {}).values():
+            self.sizes["patients"] -= 1
+            self.sizes["prescriptions"] -= len(record.prescriptions.entries)
+            self.sizes["labs"] -= len(record.labs.entries)

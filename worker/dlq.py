@@ -1,0 +1,71 @@
+"""Dead letters: input that cannot be decoded or breaks the contract, kept byte for byte.
+
+A dead letter carries the original key, value and headers, plus headers saying where it came from
+and why it was rejected, so it can be inspected, fixed upstream and replayed. The error message is
+the worker's own description (field and problem), never a copy of the offending value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Reason = Literal["decode", "contract", "other"]
+
+# Header names, public: replay tools and the DLQ dashboard read them.
+HEADER_SOURCE_TOPIC = "source_topic"
+HEADER_SOURCE_PARTITION = "source_partition"
+HEADER_SOURCE_OFFSET = "source_offset"
+HEADER_REASON = "error_reason"
+HEADER_ERROR_CLASS = "error_class"
+HEADER_ERROR_MESSAGE = "error_message"
+HEADER_WORKER_VERSION = "worker_version"
+_OWN_HEADERS = {
+    HEADER_SOURCE_TOPIC,
+    HEADER_SOURCE_PARTITION,
+    HEADER_SOURCE_OFFSET,
+    HEADER_REASON,
+    HEADER_ERROR_CLASS,
+    HEADER_ERROR_MESSAGE,
+    HEADER_WORKER_VERSION,
+}
+MAX_MESSAGE_BYTES = 2000
+
+
+class ContractError(ValueError):
+    """A decodable record that breaks the event contract (missing field, wrong key, ...)."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    reason: Reason
+
+
+def dead_letter(
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: list[tuple[str, bytes]] | None,
+    reason: Reason,
+    error: BaseException,
+    message: str,
+    worker_version: str,
+) -> DeadLetter:
+    # Keep the producer's own headers (minus any stale copies of ours, from a replayed dead letter).
+    kept = [(name, value) for name, value in (headers or []) if name not in _OWN_HEADERS]
+    ours = [
+        (HEADER_SOURCE_TOPIC, topic.encode()),
+        (HEADER_SOURCE_PARTITION, str(partition).encode()),
+        (HEADER_SOURCE_OFFSET, str(offset).encode()),
+        (HEADER_REASON, reason.encode()),
+        (HEADER_ERROR_CLASS, type(error).__name__.encode()),
+        (HEADER_ERROR_MESSAGE, message.encode("utf-8")[:MAX_MESSAGE_BYTES]),
+        (HEADER_WORKER_VERSION, worker_version.encode()),
+    ]
+    return DeadLetter(key=key, value=value, headers=kept + ours, reason=reason)

@@ -1,0 +1,542 @@
+"""The stream loop: poll claims, keep patient context current, decide, produce, commit.
+
+Shape of one iteration (every step on the main thread; the kafka-python consumer is not
+thread-safe):
+
+1. poll a batch of claims from the group consumer (claims topic only);
+2. apply rebalance events queued by the listener: restore the context of new partitions
+   (prescriptions and labs from the beginning to the high watermark, claims up to the committed
+   offset as prior-claims history), drop that of revoked or lost ones;
+3. apply whatever context records are available, then, for the partitions in the batch, wait until
+   their context partitions are caught up to the broker's end offsets (so any context event
+   acknowledged before a claim was produced is visible to that claim);
+4. decide each claim (the same `Evaluator.decide` as the offline CLI) and send its decision;
+   undecodable or invalid input goes to the dead-letter topic;
+5. flush the producer, check every send was acknowledged, and only then commit the offsets:
+   at-least-once, and a replayed claim gets the same decision_id.
+
+Co-partitioning: only the claims topic is subscribed by the group; the worker follows the same
+partition numbers of the two context topics by manual assignment, which guarantees it owns the
+same partitions of each (the start-up check refuses differing partition counts). With
+`--context-scope global` it follows every context partition instead.
+
+Context topics are not consumed by the group, but the worker commits its context positions under
+the group id too: that is the dead-letter watermark, so a poison context record seen again during a
+later restore is not dead-lettered twice.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+import structlog
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.producer.future import FutureRecordMetadata
+from kafka.structs import OffsetAndMetadata
+
+from worker import kafka_clients
+from worker.config import Settings
+from worker.context import ContextStore
+from worker.dlq import DeadLetter, dead_letter
+from worker.errors import ConfigError
+from worker.evaluate import Evaluator
+from worker.events import Claim, Decision, LabResult, Prescription, Source
+from worker.intake import Rejected, read_event
+from worker.observability import Health, Metrics
+from worker.wire import WireFormat
+
+log = structlog.get_logger("worker.stream")
+
+POLL_TIMEOUT_MS = 500  # bounds how long SIGTERM waits for the loop to notice (well under 10 s)
+FLUSH_TIMEOUT_S = 30.0
+Headers = list[tuple[str, bytes]]
+
+
+class DeliveryError(RuntimeError):
+    """The broker did not acknowledge a decision or dead letter: offsets must not be committed."""
+
+
+@dataclass
+class _Pending:
+    """A sent output, waiting for the broker's acknowledgement before its offset is committed."""
+
+    future: FutureRecordMetadata
+    decision: Decision | None
+    polled_at: float
+    event_time: datetime | None
+    partition: int
+    offset: int
+
+
+class _RebalanceQueue(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Runs on the consumer's IO thread: only queues events and pauses new partitions.
+
+    Pausing keeps records of a new partition from being fetched before its context is restored; the
+    main loop does the blocking work (restore, commit) and resumes them.
+    """
+
+    def __init__(self) -> None:
+        self.events: deque[tuple[str, frozenset[TopicPartition]]] = deque()
+        self.consumer: KafkaConsumer | None = None
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self.events.append(("revoked", frozenset(revoked)))
+
+    def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
+        self.events.append(("lost", frozenset(lost)))
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        partitions = frozenset(assigned)
+        if self.consumer is not None and partitions:
+            self.consumer.pause(*partitions)
+        self.events.append(("assigned", partitions))
+
+
+class StreamWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        evaluator: Evaluator,
+        wire: WireFormat,
+        metrics: Metrics,
+        health: Health,
+        *,
+        worker_version: str,
+        on_decision: Callable[[Decision], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.topics = settings.topics
+        self.evaluator = evaluator
+        self.wire = wire
+        self.metrics = metrics
+        self.health = health
+        self.worker_version = worker_version
+        self.on_decision = on_decision
+        self.store = ContextStore(global_scope=settings.context_scope == "global")
+        self._stop = False
+        self._listener = _RebalanceQueue()
+        self._owned: set[int] = set()  # claims partitions whose context is restored
+        self._context_tps: set[TopicPartition] = set()
+        self._dlq_watermark: dict[TopicPartition, int] = {}
+        self._consumed: dict[TopicPartition, int] = {}  # next offset to commit, per input partition
+        self._pending: list[_Pending] = []
+        self._claims_count = 1
+        self._context_counts: dict[str, int] = {}
+        self.group: KafkaConsumer | None = None
+        self.context: KafkaConsumer | None = None
+        self.history: KafkaConsumer | None = None
+        self.producer: KafkaProducer | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        """SIGTERM/SIGINT: stop polling; the current batch finishes, flushes and commits."""
+        if not self._stop:
+            log.info("stop_requested", signal=signum)
+        self._stop = True
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    def run(self, until: Callable[[], bool] | None = None) -> None:
+        """Process until stopped (or until `until()` is true); always flushes, commits and closes."""
+        self.producer = kafka_clients.producer(self.settings)
+        self.group = kafka_clients.group_consumer(self.settings)
+        self.context = kafka_clients.assigned_consumer(self.settings, "context")
+        self.history = kafka_clients.assigned_consumer(self.settings, "history")
+        try:
+            self._check_topics()
+            self._listener.consumer = self.group
+            self.group.subscribe(topics=[self.topics.claims], listener=self._listener)
+            log.info("worker_started", group_id=self.settings.group_id, context_scope=self.settings.context_scope)
+            while not self._stop and not (until is not None and until()):
+                self._iterate()
+            self._complete_batch()
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        self.health.set_ready("stopped")
+        for client in (self.group, self.context, self.history):
+            if client is not None:
+                try:
+                    client.close(autocommit=False)
+                except Exception:
+                    log.warning("consumer_close_failed", exc_info=True)
+        if self.producer is not None:
+            self.producer.close(timeout=5)
+        log.info("worker_stopped")
+
+    def _check_topics(self) -> None:
+        assert self.group is not None
+        counts: dict[str, int] = {}
+        for topic in (*self.topics.inputs, self.topics.decisions, self.topics.dead_letter):
+            partitions = self.group.partitions_for_topic(topic)
+            if not partitions:
+                raise ConfigError(f"topic {topic!r} does not exist (the worker never creates topics)")
+            counts[topic] = len(partitions)
+        inputs = {topic: counts[topic] for topic in self.topics.inputs}
+        if self.settings.context_scope == "partition" and len(set(inputs.values())) != 1:
+            described = ", ".join(f"{topic}={count}" for topic, count in inputs.items())
+            raise ConfigError(
+                f"input topics are not co-partitioned (partition counts {described}); fix the topics or run "
+                "with --context-scope global"
+            )
+        self._claims_count = counts[self.topics.claims]
+        self._context_counts = {topic: counts[topic] for topic in self.topics.context}
+
+    # --- one iteration ----------------------------------------------------------------------------
+
+    def _iterate(self) -> None:
+        assert self.group is not None
+        batch = self.group.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self.settings.max_batch)
+        polled_at = time.monotonic()
+        self._apply_rebalance_events()
+        self._follow_context(timeout_ms=0)
+        if batch:
+            self._sync_context({tp.partition for tp in batch})
+            for tp, records in batch.items():
+                if tp.partition not in self._owned:
+                    continue  # revoked while this batch was in flight; the new owner decides them
+                for record in records:
+                    self._process_claim(record, polled_at)
+        self._complete_batch()
+        self._update_gauges()
+        self.health.beat()
+        self.metrics.loop_heartbeat.set(time.time())
+        self.health.set_ready(None if not self._listener.events else "rebalance in progress")
+
+    # --- rebalance ----------------------------------------------------------------------------------
+
+    def _apply_rebalance_events(self) -> None:
+        """Apply queued rebalance events in order.
+
+        The range assignor rebalances eagerly: every member gives up everything, then gets its new
+        share. A partition revoked and handed straight back was consumed by nobody in between, so
+        its context is kept; one that was lost (evicted from the group) may have been, so its
+        context is dropped and restored.
+        """
+        assert self.group is not None
+        revoked: set[int] = set()
+        while self._listener.events:
+            event, partitions = self._listener.events.popleft()
+            self.metrics.rebalances.labels(event=event).inc()
+            numbers = {tp.partition for tp in partitions}
+            log.info("rebalance", event_type=event, partitions=sorted(numbers))
+            if event == "lost":
+                self._release(numbers & self._owned)
+                revoked -= numbers
+            elif event == "revoked":
+                revoked |= numbers
+            else:
+                self._release((revoked - numbers) & self._owned)
+                revoked.clear()
+                new = numbers - self._owned
+                if new:
+                    self._restore(new)
+                self.group.resume(*partitions)
+        self._release(revoked & self._owned)
+
+    def _context_tps_for(self, partitions: Iterable[int]) -> set[TopicPartition]:
+        if self.store.global_scope:
+            return {
+                TopicPartition(topic, number)
+                for topic, count in self._context_counts.items()
+                for number in range(count)
+            }
+        return {TopicPartition(topic, number) for topic in self.topics.context for number in partitions}
+
+    def _restore(self, partitions: set[int]) -> None:
+        started = time.monotonic()
+        self.health.set_ready(f"restoring context of partitions {sorted(partitions)}")
+        assert self.group is not None and self.context is not None
+        claims_tps = {TopicPartition(self.topics.claims, number) for number in partitions}
+        wanted = self._context_tps_for(partitions)
+        new_context = wanted - self._context_tps
+        self._owned |= partitions
+        for tp in (*claims_tps, *new_context):
+            committed = self.group.committed(tp)
+            self._dlq_watermark[tp] = committed or 0
+        if new_context:
+            self._context_tps |= new_context
+            self.context.assign(sorted(self._context_tps))
+            self.context.seek_to_beginning(*new_context)
+            self._catch_up(new_context, deadline=None)
+        self._restore_history(claims_tps)
+        elapsed = time.monotonic() - started
+        self.metrics.context_restore.observe(elapsed)
+        log.info(
+            "context_restored",
+            partitions=sorted(partitions),
+            seconds=round(elapsed, 3),
+            **dict(self.store.sizes.items()),
+        )
+
+    def _restore_history(self, claims_tps: set[TopicPartition]) -> None:
+        """Claims before the committed offset are the prior-claims history of their patients."""
+        assert self.history is not None
+        targets = {tp: self._dlq_watermark[tp] for tp in claims_tps if self._dlq_watermark[tp] > 0}
+        if not targets:
+            return
+        self.history.assign(sorted(targets))
+        self.history.seek_to_beginning(*targets)
+        remaining = dict(targets)
+        while remaining:
+            for tp, records in self.history.poll(timeout_ms=200).items():
+                for record in records:
+                    if record.offset >= targets[tp]:
+                        break
+                    try:
+                        claim = read_event(self.wire, "claim", record.key, record.value, Claim)
+                    except Rejected:
+                        continue  # dead-lettered when it was first processed
+                    if claim.j7507_lines:
+                        self.store.add_claim(tp.partition, claim)
+            for tp in list(remaining):
+                if self.history.position(tp) >= targets[tp]:
+                    del remaining[tp]
+            self.health.beat()
+        self.history.assign([])
+
+    def _release(self, partitions: set[int]) -> None:
+        if not partitions:
+            return
+        assert self.context is not None
+        self._owned -= partitions
+        for number in partitions:
+            self.store.drop(number)
+            self._consumed.pop(TopicPartition(self.topics.claims, number), None)
+        if not self.store.global_scope:
+            dropped = {tp for tp in self._context_tps if tp.partition in partitions}
+            self._context_tps -= dropped
+            for tp in dropped:
+                self._consumed.pop(tp, None)
+            self.context.assign(sorted(self._context_tps))
+        for tp in list(self._dlq_watermark):
+            if tp.partition in partitions and (tp.topic == self.topics.claims or not self.store.global_scope):
+                del self._dlq_watermark[tp]
+
+    # --- context ------------------------------------------------------------------------------------
+
+    def _follow_context(self, timeout_ms: int) -> None:
+        assert self.context is not None
+        if not self._context_tps:
+            return
+        for tp, records in self.context.poll(timeout_ms=timeout_ms).items():
+            kind = "prescription" if tp.topic == self.topics.prescriptions else "lab"
+            self.metrics.records_consumed.labels(topic=tp.topic).inc(len(records))
+            for record in records:
+                self._apply_context(tp, kind, record)
+            self._consumed[tp] = records[-1].offset + 1
+
+    def _apply_context(self, tp: TopicPartition, kind: str, record: Any) -> None:
+        try:
+            if kind == "prescription":
+                self.store.add_prescription(
+                    tp.partition, read_event(self.wire, "prescription", record.key, record.value, Prescription)
+                )
+            else:
+                self.store.add_lab(tp.partition, read_event(self.wire, "lab", record.key, record.value, LabResult))
+        except Rejected as rejected:
+            # Poison seen before (below the committed watermark) was dead-lettered then.
+            if record.offset >= self._dlq_watermark.get(tp, 0) and self._has_dlq_duty(tp):
+                self._dead_letter(tp, record, rejected)
+
+    def _has_dlq_duty(self, tp: TopicPartition) -> bool:
+        if not self.store.global_scope:
+            return True  # only owned partitions are followed
+        return tp.partition % self._claims_count in self._owned
+
+    def _sync_context(self, partitions: set[int]) -> None:
+        """Wait until the context partitions of these claims partitions reach the broker's end offsets.
+
+        The end offsets are asked for after the claims were fetched, so they cover every context
+        event acknowledged before those claims were produced. Some brokers answer ListOffsets short
+        when the newest batch holds several records; the fetch high watermark covers that case.
+        """
+        tps = self._context_tps_for(partitions) & self._context_tps
+        if tps:
+            self._catch_up(tps, deadline=time.monotonic() + self.settings.context_sync_timeout_s)
+
+    def _catch_up(self, tps: set[TopicPartition], deadline: float | None) -> None:
+        assert self.context is not None
+        targets = self.context.end_offsets(sorted(tps))
+        while True:
+            behind = set()
+            for tp in tps:
+                target = max(targets.get(tp) or 0, self.context.highwater(tp) or 0)
+                if self.context.position(tp) < target or self.context.highwater(tp) is None:
+                    behind.add(tp)
+            if not behind:
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeliveryError(
+                    f"context partitions {sorted(f'{tp.topic}-{tp.partition}' for tp in behind)} did not catch up "
+                    f"within {self.settings.context_sync_timeout_s:g}s"
+                )
+            self._follow_context(timeout_ms=100)
+            self.health.beat()
+
+    # --- claims -------------------------------------------------------------------------------------
+
+    def _process_claim(self, record: Any, polled_at: float) -> None:
+        tp = TopicPartition(record.topic, record.partition)
+        self.metrics.records_consumed.labels(topic=record.topic).inc()
+        self._consumed[tp] = record.offset + 1
+        try:
+            claim = read_event(self.wire, "claim", record.key, record.value, Claim)
+        except Rejected as rejected:
+            self._dead_letter(tp, record, rejected)
+            return
+        if not claim.j7507_lines:
+            self.metrics.claims_decided.labels(outcome="skipped").inc()
+            log.debug("claim_skipped", claim_id=claim.claim_id, claim_version=claim.claim_version)
+            return
+        context = self.store.patient(record.partition, claim.patient_id)
+        try:
+            decision = self.evaluator.decide(claim, context, Source(record.topic, record.partition, record.offset))
+            value = self.wire.encode("ClaimDecision", decision.to_dict(), self.topics.decisions)
+        except Exception as error:
+            log.error("claim_failed", claim_id=claim.claim_id, claim_version=claim.claim_version, exc_info=True)
+            self._dead_letter(tp, record, Rejected("other", error, f"cannot decide claim: {type(error).__name__}"))
+            return
+        assert self.producer is not None
+        future = self.producer.send(
+            self.topics.decisions,
+            key=record.key,
+            value=value,
+            headers=[
+                ("outcome", decision.outcome.encode()),
+                ("decision_id", decision.decision_id.encode()),
+                ("rule_pack", str(decision.rule_pack).encode()),
+            ],
+        )
+        self._pending.append(_Pending(future, decision, polled_at, claim.event_time, record.partition, record.offset))
+        # Decided claims become prior claims for the patient's later claims.
+        self.store.add_claim(record.partition, claim)
+
+    def _dead_letter(self, tp: TopicPartition, record: Any, rejected: Rejected) -> None:
+        letter: DeadLetter = dead_letter(
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers=list(record.headers or []),
+            reason=rejected.reason,
+            error=rejected.error,
+            message=rejected.message,
+            worker_version=self.worker_version,
+        )
+        assert self.producer is not None
+        future = self.producer.send(self.topics.dead_letter, key=letter.key, value=letter.value, headers=letter.headers)
+        self._pending.append(_Pending(future, None, time.monotonic(), None, tp.partition, record.offset))
+        self.metrics.dead_letters.labels(reason=rejected.reason).inc()
+        log.warning(
+            "dead_letter",
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=record.offset,
+            reason=rejected.reason,
+            error_class=type(rejected.error).__name__,
+            error=rejected.message,
+        )
+
+    # --- acknowledge and commit ---------------------------------------------------------------------
+
+    def _complete_batch(self) -> None:
+        """Flush, confirm every output was acknowledged, record the decisions, then commit."""
+        assert self.producer is not None and self.group is not None
+        if self._pending:
+            self.producer.flush(timeout=FLUSH_TIMEOUT_S)
+            acked_at = time.monotonic()
+            now = datetime.now(UTC)
+            for pending in self._pending:
+                if not pending.future.is_done or pending.future.failed():
+                    raise DeliveryError(
+                        f"output for partition {pending.partition} offset {pending.offset} was not acknowledged: "
+                        f"{pending.future.exception!r}"
+                    )
+                if pending.decision is not None:
+                    self._record_decision(pending, acked_at, now)
+            self._pending.clear()
+        self._commit()
+
+    def _record_decision(self, pending: _Pending, acked_at: float, now: datetime) -> None:
+        decision = pending.decision
+        assert decision is not None
+        latency = acked_at - pending.polled_at
+        self.metrics.claim_processing.observe(latency)
+        if pending.event_time is not None:
+            event_time = pending.event_time if pending.event_time.tzinfo else pending.event_time.replace(tzinfo=UTC)
+            self.metrics.end_to_end_latency.observe(max(0.0, (now - event_time).total_seconds()))
+        self.metrics.claims_decided.labels(outcome=decision.outcome.lower()).inc()
+        for line in decision.lines:
+            for finding in line.findings:
+                self.metrics.rule_findings.labels(rule_id=finding.rule_id, outcome=finding.outcome.lower()).inc()
+        # The canonical line: one per decided claim, claim and event ids only (no patient data).
+        log.info(
+            "claim_decided",
+            claim_id=decision.claim_id,
+            claim_version=decision.claim_version,
+            decision_id=decision.decision_id,
+            outcome=decision.outcome,
+            rule_ids=list(decision.rule_ids),
+            rule_pack=str(decision.rule_pack),
+            partition=pending.partition,
+            offset=pending.offset,
+            latency_ms=round(latency * 1000, 2),
+        )
+        if self.on_decision is not None:
+            self.on_decision(decision)
+
+    def _commit(self) -> None:
+        assert self.group is not None
+        offsets = {
+            tp: OffsetAndMetadata(offset, "", -1)
+            for tp, offset in self._consumed.items()
+            if offset > self._dlq_watermark.get(tp, 0) and (tp.topic == self.topics.claims or self._has_dlq_duty(tp))
+        }
+        if not offsets:
+            return
+        try:
+            self.group.commit(offsets)
+        except (CommitFailedError, KafkaError) as error:
+            # A rebalance took the partitions: their new owner replays from the last commit, and the
+            # replayed claims get the same decision ids. Nothing is lost.
+            log.warning("commit_failed", error_class=type(error).__name__, partitions=len(offsets))
+            return
+        now = time.time()
+        for tp, meta in offsets.items():
+            self._dlq_watermark[tp] = meta.offset
+            self.metrics.last_commit.labels(topic=tp.topic, partition=str(tp.partition)).set(now)
+
+    def _update_gauges(self) -> None:
+        assert self.group is not None and self.context is not None
+        self.metrics.assigned_partitions.set(len(self._owned))
+        for kind in ("patients", "prescriptions", "labs", "prior_claims"):
+            self.metrics.context_entries.labels(kind=kind).set(self.store.sizes[kind])
+        for consumer, tps in ((self.group, self._claims_tps()), (self.context, self._context_tps)):
+            for tp in tps:
+                highwater = consumer.highwater(tp)
+                if highwater is None:
+                    continue
+                position = self._consumed.get(tp)
+                if position is None:
+                    continue
+                self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                    max(0, highwater - position)
+                )
+
+    def _claims_tps(self) -> list[TopicPartition]:
+        return [TopicPartition(self.topics.claims, number) for number in sorted(self._owned)]
