@@ -44,7 +44,7 @@ class App:
 
     @property
     def metrics_url(self) -> str:
-        host, port = self.server.server_address[:2]
+        host, port = str(self.server.server_address[0]), self.server.server_address[1]
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/metrics"
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from functools import cache
 from importlib.resources import files
@@ -21,24 +21,18 @@ from operator import is_not
 from typing import Any, cast
 
 import fastavro
-from fastavro.validation import ValidationError, validate
+from fastavro.read import SchemaResolutionError
 
 SCHEMA_NAMES = ("ClaimSubmitted", "PrescriptionRecorded", "LabResultRecorded", "ClaimDecision")
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-# One byte appended to every payload before reading. Older compiled fastavro readers return a short
-# string instead of raising when a length runs past the end of the buffer; with the sentinel such an
-# over-read lands on it and shows up as a read position past the payload.
-_SENTINEL = b"\x00"
 _ABSENT = object()
 # Writer schemas from a registry come as a handful of distinct dicts; parsing one costs far more
 # than a decode, so they are kept (by identity, holding a reference so the id cannot be reused).
 _WRITER_CACHE_SIZE = 64
 
-# A compiled walk over one schema node: returns its argument unchanged, or a converted copy.
+# A compiled walk over one schema node: checks its argument and returns it, or a converted copy.
 _Walk = Callable[[Any], Any]
-# Builds the walk for a primitive (or logical) schema node, or None when it needs none.
-_Leaf = Callable[[Any, str], _Walk | None]
 
 
 class DecodeError(ValueError):
@@ -74,16 +68,17 @@ class AvroCodec:
         self._writers: dict[int, tuple[object, dict[str, Any]]] = {}
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
-        """Avro binary of ``record``. Missing fields with a default get it; unknown keys are ignored."""
+        """Avro binary of ``record``. Missing fields with a default get it; unknown keys are ignored.
+        Dates and timestamps may be ISO strings; a timestamp must carry its UTC offset."""
+        out = io.BytesIO()
         try:
-            prepared = self._prepare(record) if self._prepare is not None else record
-            out = io.BytesIO()
+            prepared = self._prepare(record)  # raises EncodeError naming the field
             fastavro.schemaless_writer(out, self.schema, prepared)
         except EncodeError:
             raise
         except Exception as exc:
-            # `from None`: the original exception text quotes the offending value.
-            raise EncodeError(self._explain(record, exc)) from None
+            # Not expected after the walk. `from None`: fastavro's message quotes the value.
+            raise EncodeError(f"{self.name}: record does not fit the schema ({type(exc).__name__})") from None
         return out.getvalue()
 
     def decode(self, payload: bytes, writer_schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -93,18 +88,18 @@ class AvroCodec:
             raise DecodeError(f"{self.name}: empty payload")
         writer = self.schema if writer_schema is None else self._writer(writer_schema)
         reader = None if writer is self.schema else self.schema
-        buffer = io.BytesIO(payload + _SENTINEL)
+        buffer = io.BytesIO(payload)
         try:
             # Our schemas are all records, so what comes back is a dict.
             record = cast(dict[str, Any], fastavro.schemaless_reader(buffer, writer, reader))
         except Exception as exc:
             # `from None`: fastavro messages may quote payload bytes or decoded symbols.
             raise DecodeError(f"{self.name}: {_describe_read_error(exc)}") from None
+        # fastavro stops at the end of the record and ignores what follows: garbage, or a payload
+        # of another schema whose prefix happened to decode.
         unread = len(payload) - buffer.tell()
-        if unread > 0:
+        if unread:
             raise DecodeError(f"{self.name}: {unread} trailing bytes after the record")
-        if unread < 0:
-            raise DecodeError(f"{self.name}: truncated payload (a length runs past the end)")
         if self._check is not None:
             self._check(record)
         return record
@@ -124,204 +119,311 @@ class AvroCodec:
         self._writers[id(writer_schema)] = (writer_schema, parsed)
         return parsed
 
-    def _explain(self, record: Mapping[str, Any], exc: Exception) -> str:
-        """Which fields do not fit, by path and expected type; fastavro's own message quotes values."""
-        if not isinstance(record, Mapping):
-            return f"{self.name}: record must be a mapping, got {type(record).__name__}"
-        try:
-            validate(record, self.schema, raise_errors=True)
-        except ValidationError as invalid:
-            # A value that fits no union branch is reported once per branch: gather them per field.
-            expected: dict[str, list[str]] = {}
-            for error in invalid.errors:
-                expected.setdefault(_short(error.field), []).append(_type_name(error.schema))
-            problems = (f"{field} expects {' | '.join(types)}" for field, types in sorted(expected.items()))
-            return f"{self.name}: " + "; ".join(problems)
-        except Exception:  # validate itself choked on the shape; the error type is all we can say
-            pass
-        return f"{self.name}: record does not fit the schema ({type(exc).__name__})"
-
 
 # --- compiled walks -------------------------------------------------------------------------------
-# fastavro's compiled reader/writer do the heavy lifting. What remains is compiled once per schema
-# into closures that visit only the fields concerned (no per-call schema lookups):
-# - before writing, ISO strings become dates/timestamps, and every non-null value of a ["null", T]
-#   union is tagged with its branch (fastavro's tuple notation): otherwise fastavro validates the
-#   value against each branch to pick one, which is most of its encoding time for a claim;
-# - after reading, ints must fit 32 bits and doubles must be finite (fastavro hands back whatever
+# fastavro's compiled reader/writer do the heavy lifting, but its writer does not check values: it
+# writes a str for a double, True for the string "false", a 40-bit int into an int field. So each
+# schema is compiled once into closures (no per-call schema lookups) that:
+# - before writing, check every value against its field type, turn ISO strings into dates and
+#   timestamps, and tag every record in a ["null", record] union with its name (fastavro's tuple
+#   notation; otherwise fastavro validates the whole record against each branch to pick one, which
+#   costs more than this whole walk);
+# - after reading, check that ints fit 32 bits and doubles are finite (fastavro hands back whatever
 #   64-bit value or bit pattern random bytes give).
+# Not caught: fastavro's compiled reader takes a negative enum or union index as Python's negative
+# indexing (-1 reads as the last symbol) and any non-zero byte as true. Bytes only look like that
+# when corrupted, and then nearly always also fail the length and trailing-byte checks.
 
 
 @cache
-def _walks(name: str) -> tuple[_Walk | None, _Walk | None]:
+def _walks(name: str) -> tuple[_Walk, _Walk | None]:
     schema = load_schema(name)
     named: dict[str, Any] = schema["__named_schemas"]
-    prepare = _compile(schema, named, name, _prepare_leaf, tag_unions=True)
-    check = _compile(schema, named, name, _check_leaf, tag_unions=False)
-    return prepare, check
+    return _compile_prepare(schema, named, name), _compile_check(schema, named, name)
 
 
-def _compile(schema: Any, named: dict[str, Any], path: str, leaf: _Leaf, tag_unions: bool) -> _Walk | None:
-    if isinstance(schema, str):
-        if schema in named:
-            return _compile(named[schema], named, path, leaf, tag_unions)
-        return leaf(schema, path)
+def _compile_prepare(schema: Any, named: dict[str, Any], path: str) -> _Walk:
+    if isinstance(schema, str) and schema in named:
+        return _compile_prepare(named[schema], named, path)
     if isinstance(schema, list):
-        if tag_unions:
-            non_null = [branch for branch in schema if branch != "null"]
-            if len(non_null) == 1 and len(schema) == 2:
-                inner = _compile(non_null[0], named, path, leaf, tag_unions)
-                return _tagged_optional(_branch_name(non_null[0]), inner)
-        walks = [_compile(branch, named, path, leaf, tag_unions) for branch in schema]
-        branches = [walk for walk in walks if walk is not None]
-        return _union(branches) if branches else None
+        non_null = [branch for branch in schema if branch != "null"]
+        if len(schema) == 2 and len(non_null) == 1:
+            return _optional(_record_name(non_null[0], named), _compile_prepare(non_null[0], named, path))
+        return _unchecked  # no such union in our schemas: fastavro picks the branch itself
+    if isinstance(schema, str):
+        compile_leaf = _PRIMITIVE_CHECKS.get(schema)
+        return compile_leaf(path) if compile_leaf is not None else _unchecked
+    kind = schema["type"]
+    if kind == "record":
+        fields = [
+            (
+                field["name"],
+                _compile_prepare(field["type"], named, f"{path}.{field['name']}"),
+                "default" in field,
+                _valid_as_is(field["type"]),
+            )
+            for field in schema["fields"]
+        ]
+        return _record(path, fields)
+    if kind == "array":
+        return _array(path, _compile_prepare(schema["items"], named, path))
+    if kind == "map":
+        return _map(path, _compile_prepare(schema["values"], named, path))
+    if kind == "enum":
+        return _enum(path, schema["name"], frozenset(schema["symbols"]))
+    logical = schema.get("logicalType")
+    if logical == "date":
+        return _date(path)
+    if logical == "timestamp-millis":
+        return _timestamp(path)
+    return _compile_prepare(kind, named, path)
+
+
+def _compile_check(schema: Any, named: dict[str, Any], path: str) -> _Walk | None:
+    if isinstance(schema, str) and schema in named:
+        return _compile_check(named[schema], named, path)
+    if isinstance(schema, list):
+        walks = [walk for branch in schema if (walk := _compile_check(branch, named, path)) is not None]
+        return _union(walks) if walks else None
+    if schema == "int":
+        return _decoded_int(path)
+    if schema in ("double", "float"):
+        return _decoded_double(path)
+    if not isinstance(schema, dict):
+        return None
     kind = schema["type"]
     if kind == "record":
         fields = []
         for field in schema["fields"]:
-            walk = _compile(field["type"], named, f"{path}.{field['name']}", leaf, tag_unions)
+            walk = _compile_check(field["type"], named, f"{path}.{field['name']}")
             if walk is not None:
-                fields.append((field["name"], walk))
-        return _record(fields) if fields else None
+                fields.append((field["name"], walk, True, ()))
+        return _record(path, fields) if fields else None
     if kind == "array":
-        item = _compile(schema["items"], named, path, leaf, tag_unions)
-        return _array(item) if item is not None else None
+        item = _compile_check(schema["items"], named, path)
+        return _array(path, item) if item is not None else None
     if kind == "map":
-        value = _compile(schema["values"], named, path, leaf, tag_unions)
-        return _map(value) if value is not None else None
-    if kind in ("enum", "fixed"):
-        return None
-    return leaf(schema, path)
+        value = _compile_check(schema["values"], named, path)
+        return _map(path, value) if value is not None else None
+    if "logicalType" not in schema and kind in ("int", "double", "float"):
+        return _compile_check(kind, named, path)
+    return None  # enums, and logical types (whose conversion already fails on out-of-range values)
 
 
-def _branch_name(schema: Any) -> str:
-    """The name fastavro's tuple notation uses for a union branch: full name or primitive type."""
-    if isinstance(schema, str):
-        return schema
-    if schema["type"] in ("record", "enum", "fixed"):
-        return str(schema["name"])
-    return str(schema["type"])  # a logical type goes by its underlying primitive
+def _valid_as_is(schema: Any) -> tuple[type, ...]:
+    """Exact Python types that are valid for a field type and need no conversion: the record walk
+    accepts them inline. Only strings and booleans (optional or not) qualify: numbers need range
+    checks, and dates conversion."""
+    simple = {"string": str, "boolean": bool}
+    if isinstance(schema, str) and schema in simple:
+        return (simple[schema],)
+    if isinstance(schema, list) and len(schema) == 2 and schema[0] == "null":
+        branch = schema[1]
+        if isinstance(branch, str) and branch in simple:
+            return (type(None), simple[branch])
+    return ()
 
 
-def _record(fields: list[tuple[str, _Walk]]) -> _Walk:
+def _record_name(schema: Any, named: dict[str, Any]) -> str | None:
+    """The full name of a record branch (for fastavro's tuple notation), None for any other branch."""
+    definition = named.get(schema, schema) if isinstance(schema, str) else schema
+    if isinstance(definition, dict) and definition["type"] == "record":
+        return str(definition["name"])
+    return None
+
+
+def _unchecked(value: Any) -> Any:
+    return value
+
+
+# Containers, shared by both walks (their type errors can only come from a record being encoded).
+# Each returns its argument itself when nothing inside changed, and otherwise a copy: the caller's
+# record is never modified.
+
+
+def _record(path: str, fields: Sequence[tuple[str, _Walk, bool, tuple[type, ...]]]) -> _Walk:
     def walk(value: Any) -> Any:
         # `type(...) is dict` first: the ABC isinstance check is slow and almost every record is a dict.
         if type(value) is not dict and not isinstance(value, Mapping):
-            return value  # not ours to judge: the writer reports the type error
+            raise EncodeError(f"{path}: expects a record (mapping), got {type(value).__name__}")
         copy = None
-        for name, field_walk in fields:
+        for name, field_walk, has_default, as_is in fields:
             old = value.get(name, _ABSENT)
+            if type(old) in as_is:
+                continue  # most fields are plain strings: checked here, without a call
             if old is _ABSENT:
-                continue  # the writer fills the default or reports the missing field
+                if has_default:
+                    continue  # the writer fills in the default
+                raise EncodeError(f"{path}.{name}: required field missing")
             new = field_walk(old)
             if new is not old:
                 if copy is None:
-                    copy = dict(value)  # copy on first change: the caller's record stays as given
+                    copy = dict(value)
                 copy[name] = new
         return value if copy is None else copy
 
     return walk
 
 
-def _array(item: _Walk) -> _Walk:
+def _array(path: str, item: _Walk) -> _Walk:
     def walk(value: Any) -> Any:
         if not isinstance(value, list | tuple):
-            return value
+            raise EncodeError(f"{path}: expects an array (list), got {type(value).__name__}")
         new = [item(element) for element in value]
         return new if any(map(is_not, new, value)) else value
 
     return walk
 
 
-def _map(item: _Walk) -> _Walk:
+def _map(path: str, item: _Walk) -> _Walk:
     def walk(value: Any) -> Any:
-        if not isinstance(value, Mapping):
-            return value
+        if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+            raise EncodeError(f"{path}: expects a map with string keys")
         new = {key: item(element) for key, element in value.items()}
         return new if any(map(is_not, new.values(), value.values())) else value
 
     return walk
 
 
-def _tagged_optional(name: str, inner: _Walk | None) -> _Walk:
-    def walk(value: Any) -> Any:
-        if value is None:
-            return None
-        return (name, value if inner is None else inner(value))
+def _optional(record_name: str | None, inner: _Walk) -> _Walk:
+    if record_name is None:
+        # fastavro picks a primitive branch cheaply; tagging it would cost more than it saves.
+        return lambda value: None if value is None else inner(value)
 
-    return walk
+    def tagged(value: Any) -> Any:
+        return None if value is None else (record_name, inner(value))
+
+    return tagged
 
 
 def _union(branches: list[_Walk]) -> _Walk:
-    # Each branch walk ignores values that are not of its type, so the first one that changes the
-    # value is the branch the value belongs to.
+    # Decoded values only: each branch walk passes values of other types through unchanged.
     def walk(value: Any) -> Any:
-        if value is None:
-            return None
-        for branch in branches:
-            new = branch(value)
-            if new is not value:
-                return new
+        if value is not None:
+            for branch in branches:
+                branch(value)
         return value
 
     return walk
 
 
-def _prepare_leaf(schema: Any, path: str) -> _Walk | None:
-    logical = schema.get("logicalType") if isinstance(schema, dict) else None
-    if logical == "date":
-        return _date_walk(path)
-    if logical == "timestamp-millis":
-        return _timestamp_walk(path)
-    return None
+# Leaves before writing. `type(value) is bool` matters: bool is an int subclass.
 
 
-def _date_walk(path: str) -> _Walk:
+def _enum(path: str, name: str, symbols: frozenset[str]) -> _Walk:
+    short = _short(name)
+
+    def walk(value: Any) -> Any:
+        if type(value) is not str or value not in symbols:  # no quoting: free text may hold identifiers
+            raise EncodeError(f"{path}: not a symbol of {short}")
+        return value
+
+    return walk
+
+
+def _string(path: str) -> _Walk:
+    def walk(value: Any) -> Any:
+        if type(value) is not str and not isinstance(value, str):
+            raise EncodeError(f"{path}: expects string, got {type(value).__name__}")
+        return value
+
+    return walk
+
+
+def _boolean(path: str) -> _Walk:
+    def walk(value: Any) -> Any:
+        if type(value) is not bool:
+            raise EncodeError(f"{path}: expects boolean, got {type(value).__name__}")
+        return value
+
+    return walk
+
+
+def _integer(low: int, high: int, name: str) -> Callable[[str], _Walk]:
+    def compile_for(path: str) -> _Walk:
+        def walk(value: Any) -> Any:
+            if type(value) is not int or not low <= value <= high:
+                raise EncodeError(f"{path}: expects {name}")
+            return value
+
+        return walk
+
+    return compile_for
+
+
+def _number(path: str) -> _Walk:
+    def walk(value: Any) -> Any:
+        # Ints are fine (JSON writes 300.0 as 300); NaN and infinities would not decode.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise EncodeError(f"{path}: expects a number, got {type(value).__name__}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise EncodeError(f"{path}: expects a finite number")
+        return value
+
+    return walk
+
+
+_PRIMITIVE_CHECKS: dict[str, Callable[[str], _Walk]] = {
+    "string": _string,
+    "boolean": _boolean,
+    "int": _integer(_INT_MIN, _INT_MAX, "int (32-bit)"),
+    "long": _integer(-(2**63), 2**63 - 1, "long (64-bit)"),
+    "double": _number,
+    "float": _number,
+}
+
+
+def _date(path: str) -> _Walk:
     def walk(value: Any) -> Any:
         if isinstance(value, str):
             try:
                 return date.fromisoformat(value)
             except ValueError:
                 raise EncodeError(f"{path}: not an ISO date (YYYY-MM-DD)") from None
+        if not isinstance(value, date):
+            raise EncodeError(f"{path}: expects a date, got {type(value).__name__}")
         return value
 
     return walk
 
 
-def _timestamp_walk(path: str) -> _Walk:
+def _timestamp(path: str) -> _Walk:
     def walk(value: Any) -> Any:
         if isinstance(value, str):
             try:
                 value = datetime.fromisoformat(value)
             except ValueError:
                 raise EncodeError(f"{path}: not an ISO 8601 timestamp") from None
-        # A naive timestamp would be read as UTC by fastavro; a local time would silently shift.
-        if isinstance(value, datetime) and value.utcoffset() is None:
+        if not isinstance(value, datetime):
+            raise EncodeError(f"{path}: expects a timestamp, got {type(value).__name__}")
+        # fastavro would take a naive timestamp as UTC: a local time would silently shift.
+        if value.utcoffset() is None:
             raise EncodeError(f"{path}: timestamp has no UTC offset")
         return value
 
     return walk
 
 
-def _check_leaf(schema: Any, path: str) -> _Walk | None:
-    if schema == "int":
+# Checks after reading.
 
-        def check_int(value: Any) -> Any:
-            if type(value) is int and not _INT_MIN <= value <= _INT_MAX:
-                raise DecodeError(f"{path}: int out of 32-bit range")
-            return value
 
-        return check_int
-    if schema in ("double", "float"):
+def _decoded_int(path: str) -> _Walk:
+    def walk(value: Any) -> Any:
+        if type(value) is int and not _INT_MIN <= value <= _INT_MAX:
+            raise DecodeError(f"{path}: int out of 32-bit range")
+        return value
 
-        def check_finite(value: Any) -> Any:
-            # NaN and infinities are valid Avro but meaningless here, and JSON output cannot carry them.
-            if type(value) is float and not math.isfinite(value):
-                raise DecodeError(f"{path}: not a finite number")
-            return value
+    return walk
 
-        return check_finite
-    return None
+
+def _decoded_double(path: str) -> _Walk:
+    def walk(value: Any) -> Any:
+        # NaN and infinities are valid Avro but meaningless here, and JSON output cannot carry them.
+        if type(value) is float and not math.isfinite(value):
+            raise DecodeError(f"{path}: not a finite number")
+        return value
+
+    return walk
 
 
 # --- messages -------------------------------------------------------------------------------------
@@ -329,14 +431,14 @@ def _check_leaf(schema: Any, path: str) -> _Walk | None:
 
 def _describe_read_error(exc: Exception) -> str:
     if isinstance(exc, EOFError | StopIteration):
-        return "truncated payload"
+        return "payload ends inside the record (truncated, or written with another schema)"
     if isinstance(exc, UnicodeDecodeError):
         return "a string is not valid UTF-8"
     if isinstance(exc, IndexError):
         return "an enum symbol or union branch index is out of range, or the payload is truncated"
     if isinstance(exc, OverflowError):
         return "a date or timestamp is out of range"
-    if type(exc).__name__ == "SchemaResolutionError":
+    if isinstance(exc, SchemaResolutionError):
         return "writer schema cannot be resolved against this schema"
     return f"payload is not a valid record ({type(exc).__name__})"
 

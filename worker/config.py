@@ -260,7 +260,12 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         problems.append(f"--ndc-crosswalk/NDC_CROSSWALK_FILE: no such file {crosswalk}")
     registry = pick("schema_registry_url", "SCHEMA_REGISTRY_URL")
     if registry and not registry.startswith(("http://", "https://")):
-        problems.append(f"--schema-registry-url/SCHEMA_REGISTRY_URL: expected an http(s) URL, got {registry!r}")
+        problems.append("--schema-registry-url/SCHEMA_REGISTRY_URL: expected an http:// or https:// URL")
+    elif registry and "@" in registry.split("//", 1)[1].split("/", 1)[0]:
+        # Credentials in the URL would end up in logs; they belong in SCHEMA_REGISTRY_USERNAME/PASSWORD.
+        problems.append(
+            "--schema-registry-url/SCHEMA_REGISTRY_URL: put credentials in SCHEMA_REGISTRY_USERNAME/PASSWORD"
+        )
     log_level = (pick("log_level", "LOG_LEVEL") or "INFO").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"--log-level/LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR, got {log_level!r}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -49,6 +50,20 @@ _TANSU_ENV_VARS = (
 )
 
 
+# The broker runs under a tiny shell watchdog that holds the read end of a pipe from us. When
+# this Python process closes it (stop()) or dies in any way (even SIGKILL, when atexit cannot
+# run), the read sees EOF and the broker gets SIGTERM, so it never outlives us. The shell's exit
+# status is the broker's, so an early broker exit (port taken, bad flag) is still visible.
+_WATCHDOG = """
+exec 3<&0
+"$@" 0</dev/null 3<&- &
+broker=$!
+{ read -r line <&3; kill -TERM "$broker" 2>/dev/null; } &
+exec 3<&-
+wait "$broker"
+"""
+
+
 class EmbeddedBrokerError(RuntimeError):
     """The embedded broker could not be started or is not installed."""
 
@@ -79,8 +94,8 @@ class EmbeddedBroker:
     """A Tansu broker child process with in-memory storage on a loopback port.
 
     Use as a context manager, or call ``start()`` and ``stop()``. ``stop()`` is idempotent and
-    also runs at interpreter exit, so a forgotten broker never outlives the Python process
-    (short of the process itself being SIGKILLed).
+    also runs at interpreter exit; if the Python process dies without running it, the watchdog
+    stops the broker, so it never outlives its parent.
     """
 
     def __init__(
@@ -145,12 +160,15 @@ class EmbeddedBroker:
         """Terminate the broker (SIGTERM, then SIGKILL after the grace period). Idempotent."""
         process, self._process = self._process, None
         atexit.unregister(self._stop_at_exit)
-        if process is not None and process.poll() is None:
-            process.terminate()
+        if process is not None:
+            if process.stdin is not None:
+                process.stdin.close()  # the watchdog answers EOF with SIGTERM to the broker
             try:
                 process.wait(timeout=self._stop_grace_s)
             except subprocess.TimeoutExpired:
-                process.kill()
+                # The session holds the watchdog, its reader and the broker: kill them all.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         if self._log_file is not None:
             self._log_file.close()
@@ -203,13 +221,13 @@ class EmbeddedBroker:
         self._log_file = os.fdopen(fd, "wb")
         self._port = port
         self._process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
+            ["/bin/sh", "-c", _WATCHDOG, "tansu-watchdog", *command],
+            stdin=subprocess.PIPE,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             env=env,
-            # Own process group: a Ctrl-C in the terminal reaches us, and we stop the broker in
-            # order, instead of the broker dying under clients that are still closing.
+            # Own session and process group: a Ctrl-C in the terminal reaches only us, so the
+            # broker is stopped in order after clients close, and stop() can kill the group.
             start_new_session=True,
         )
         atexit.register(self._stop_at_exit)

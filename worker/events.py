@@ -11,7 +11,8 @@ Unknown extra fields are ignored, so upstream producers can add fields without b
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -124,7 +125,7 @@ class Prescription(_Record):
     route: Route
     strength_mg: float | None = None
     dose_mg: float | None = None
-    doses_per_day: float | None = None
+    doses_per_day: int | None = None
     days_supply: int | None = None
     start_date: date
     end_date: date | None = None
@@ -147,6 +148,11 @@ class Prescription(_Record):
     def justified(self) -> bool:
         return bool(self.clinical_justification and self.clinical_justification.strip())
 
+    @cached_property
+    def ingredient_key(self) -> str:
+        """The ingredient as letters only, lower-case: how drug names are compared."""
+        return "".join(character for character in self.ingredient.lower() if "a" <= character <= "z")
+
 
 class LabResult(_Record):
     """LabResultRecorded."""
@@ -166,6 +172,12 @@ class LabResult(_Record):
     def counted(self) -> bool:
         """Only final, corrected and amended results with a value count."""
         return self.status in ("FINAL", "CORRECTED", "AMENDED") and self.value is not None
+
+    @cached_property
+    def effective_date(self) -> date:
+        """The UTC calendar date of `effective_time` (a naive time is taken as UTC)."""
+        moment = self.effective_time
+        return (moment.astimezone(UTC) if moment.tzinfo is not None else moment).date()
 
 
 class Bundle(_Record):

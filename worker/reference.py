@@ -11,7 +11,7 @@ import csv
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib.resources import files
 from pathlib import Path
 
@@ -35,7 +35,7 @@ def normalize_ndc(ndc: str) -> str:
 
 def normalize_drug(name: str) -> str:
     """Lower-case letters only: "St John's wort", "st johns wort" and "St. John's Wort" match."""
-    return re.sub(r"[^a-z]", "", name.lower())
+    return "".join(character for character in name.lower() if "a" <= character <= "z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +64,10 @@ class ReferenceData:
 
     def loincs(self, group: str) -> frozenset[str]:
         return self.loinc_groups.get(group, frozenset())
+
+    @cached_property
+    def group_of_loinc(self) -> Mapping[str, str]:
+        return {code: group for group, codes in self.loinc_groups.items() for code in codes}
 
     def drugs(self, rule_class: str) -> frozenset[str]:
         return self.drug_classes.get(rule_class, frozenset())

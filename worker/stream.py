@@ -52,6 +52,7 @@ from worker.evaluate import Evaluator
 from worker.events import Claim, Decision, LabResult, Prescription, Source
 from worker.intake import Rejected, read_event
 from worker.observability import Health, Metrics
+from worker.registry import RegistryError
 from worker.wire import WireFormat
 
 log = structlog.get_logger("worker.stream")
@@ -130,6 +131,7 @@ class StreamWorker:
         self._consumed: dict[TopicPartition, int] = {}  # next offset to commit, per input partition
         self._pending: list[_Pending] = []
         self._claims_count = 1
+        self.first_claim_polled_at: float | None = None  # monotonic; for throughput reports
         self._context_counts: dict[str, int] = {}
         self.group: KafkaConsumer | None = None
         self.context: KafkaConsumer | None = None
@@ -390,6 +392,8 @@ class StreamWorker:
     # --- claims -------------------------------------------------------------------------------------
 
     def _process_claim(self, record: Any, polled_at: float) -> None:
+        if self.first_claim_polled_at is None:
+            self.first_claim_polled_at = polled_at
         tp = TopicPartition(record.topic, record.partition)
         self.metrics.records_consumed.labels(topic=record.topic).inc()
         self._consumed[tp] = record.offset + 1
@@ -406,6 +410,8 @@ class StreamWorker:
         try:
             decision = self.evaluator.decide(claim, context, Source(record.topic, record.partition, record.offset))
             value = self.wire.encode("ClaimDecision", decision.to_dict(), self.topics.decisions)
+        except RegistryError:
+            raise  # the registry is down or refuses our schema: stop and retry, never dead-letter good claims
         except Exception as error:
             log.error("claim_failed", claim_id=claim.claim_id, claim_version=claim.claim_version, exc_info=True)
             self._dead_letter(tp, record, Rejected("other", error, f"cannot decide claim: {type(error).__name__}"))

@@ -50,7 +50,7 @@ def wrong_code_for_product(facts: LineFacts) -> Hit | None:
     rx = facts.matched_prescription
     if (
         rx is not None
-        and rx.ingredient.strip().lower() == TACROLIMUS
+        and rx.ingredient_key == TACROLIMUS
         and (rx.formulation != "IMMEDIATE_RELEASE" or rx.route != "ORAL")
     ):
         expected = _TACROLIMUS_CODES.get((rx.formulation, rx.route), "a code other than J7507")

@@ -6,7 +6,7 @@ Definitions follow the "Terms used" section of rules.md; each property's docstri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, timedelta
+from datetime import date, timedelta
 from functools import cached_property
 
 from worker.context import PatientContext
@@ -44,6 +44,17 @@ class ClaimFacts:
     @cached_property
     def counted_labs(self) -> list[LabResult]:
         return self.context.counted_labs()
+
+    @cached_property
+    def labs_by_group(self) -> dict[str, list[LabResult]]:
+        """Counted labs per LOINC rule group (tacrolimus_level, creatinine, egfr, hepatic), oldest first."""
+        group_of = self.reference.group_of_loinc
+        grouped: dict[str, list[LabResult]] = {}
+        for lab in self.counted_labs:
+            group = group_of.get(lab.loinc_code)
+            if group is not None:
+                grouped.setdefault(group, []).append(lab)
+        return grouped
 
     @cached_property
     def prior_lines(self) -> list[PriorLine]:
@@ -112,7 +123,7 @@ class LineFacts:
 
     def active_with_ingredient(self, *names: str) -> list[Prescription]:
         wanted = {normalize_drug(name) for name in names}
-        return [rx for rx in self.active_prescriptions if normalize_drug(rx.ingredient) in wanted]
+        return [rx for rx in self.active_prescriptions if rx.ingredient_key in wanted]
 
     @cached_property
     def named_prescription(self) -> Prescription | None:
@@ -153,25 +164,17 @@ class LineFacts:
 
     @cached_property
     def window_start(self) -> date:
-        return self.dos - timedelta(days=self.settings.lab_lookback_days)
+        try:
+            return self.dos - timedelta(days=self.settings.lab_lookback_days)
+        except OverflowError:  # a DOS near year 1: the window starts at the beginning of time
+            return date.min
 
     def labs_in_window(self, group: str) -> list[LabResult]:
         """Counted labs of a LOINC group with effective date in [DOS − lookback, DOS], oldest first."""
-        codes = self.reference.loincs(group)
-        start, end = self.window_start, self.dos
-        return [
-            lab
-            for lab in self.claim_facts.counted_labs
-            if lab.loinc_code in codes and start <= effective_date(lab) <= end
-        ]
+        return self.labs_between(group, self.window_start, self.dos)
 
     def labs_between(self, group: str, start: date, end: date) -> list[LabResult]:
-        codes = self.reference.loincs(group)
-        return [
-            lab
-            for lab in self.claim_facts.counted_labs
-            if lab.loinc_code in codes and start <= effective_date(lab) <= end
-        ]
+        return [lab for lab in self.claim_facts.labs_by_group.get(group, ()) if start <= lab.effective_date <= end]
 
     # --- history --------------------------------------------------------------------------------
 
@@ -181,12 +184,9 @@ class LineFacts:
 
 
 def is_tacrolimus_ir_oral(rx: Prescription) -> bool:
-    return normalize_drug(rx.ingredient) == TACROLIMUS and rx.formulation == "IMMEDIATE_RELEASE" and rx.route == "ORAL"
+    return rx.ingredient_key == TACROLIMUS and rx.formulation == "IMMEDIATE_RELEASE" and rx.route == "ORAL"
 
 
 def effective_date(lab: LabResult) -> date:
     """The UTC calendar date of the lab's effective time (naive times are taken as UTC)."""
-    moment = lab.effective_time
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.date()
+    return lab.effective_date

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from worker.events import Prescription
-from worker.reference import normalize_drug
 from worker.rules.facts import TACROLIMUS, LineFacts
 from worker.rules.registry import Hit, rule
 
@@ -104,8 +103,7 @@ def interacting_drug_without_level(facts: LineFacts) -> Hit | None:
     missing_level = [
         rx
         for rx in facts.active_prescriptions
-        if normalize_drug(rx.ingredient) in interacting
-        and not facts.labs_between("tacrolimus_level", rx.start_date, facts.dos)
+        if rx.ingredient_key in interacting and not facts.labs_between("tacrolimus_level", rx.start_date, facts.dos)
     ]
     if not missing_level:
         return None

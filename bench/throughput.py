@@ -1,0 +1,140 @@
+"""Throughput benchmark (not a test): the worker against an Avro passthrough, same stream, same run.
+
+On the embedded broker (or KAFKA_BOOTSTRAP_SERVERS), produce one synthetic EHR stream, then:
+1. passthrough: a group consumer reads the claims, decodes each with the ClaimSubmitted schema,
+   encodes it again, produces it, flushes, commits: the ceiling for any Avro consumer here;
+2. worker: the real StreamWorker (context restore, rules, decisions, commits) on the same topics.
+Both rates are claims per second between the first and the last acknowledged output of the run, so
+group joins and start-up are left out of both alike. Prints both and their ratio.
+
+    python bench/throughput.py [--patients 3000] [--partitions 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import replace
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.structs import OffsetAndMetadata
+from worker.synthetic import generate
+
+from worker.app import build_app
+from worker.config import Settings, Topics
+from worker.embedded import EmbeddedBroker, create_topics
+from worker.wire import PlainAvro
+
+FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
+
+
+def produce_stream(bootstrap: str, topics: Topics, patients: int) -> int:
+    dataset = generate(patients, seed=11)
+    wire = PlainAvro()
+    where = {
+        "claim": (topics.claims, "ClaimSubmitted"),
+        "prescription": (topics.prescriptions, "PrescriptionRecorded"),
+        "lab": (topics.lab_results, "LabResultRecorded"),
+    }
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024)
+    claims = 0
+    for event in dataset.events:
+        topic, schema = where[event.kind]
+        producer.send(topic, key=event.key.encode(), value=wire.encode(schema, event.record, topic))
+        claims += event.kind == "claim"
+    producer.flush()
+    producer.close()
+    return claims
+
+
+def passthrough(bootstrap: str, topics: Topics, claims: int, out_topic: str) -> float:
+    """Consume, decode, encode, produce, flush, commit per batch; returns claims/s."""
+    wire = PlainAvro()
+    consumer = KafkaConsumer(
+        topics.claims,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-passthrough-{os.getpid()}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=500,
+        **FAST_GROUP,
+    )
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    done, first, last = 0, 0.0, 0.0
+    while done < claims:
+        batch = consumer.poll(timeout_ms=500, max_records=500)
+        offsets = {}
+        for tp, records in batch.items():
+            for record in records:
+                value = wire.encode("ClaimSubmitted", wire.decode("ClaimSubmitted", record.value), out_topic)
+                producer.send(out_topic, key=record.key, value=value)
+                done += 1
+            offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
+        if offsets:
+            producer.flush()
+            consumer.commit(offsets)
+            last = time.perf_counter()
+            first = first or last
+    consumer.close()
+    producer.close()
+    return (claims - 1) / (last - first) if last > first else float("nan")
+
+
+def worker_rate(bootstrap: str, topics: Topics, claims: int) -> tuple[float, int]:
+    settings = Settings(
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-worker-{os.getpid()}",
+        topics=topics,
+        metrics_port=0,
+        client_options=FAST_GROUP,
+        log_level="WARNING",
+    )
+    acked: list[float] = []
+    app = build_app(settings, on_decision=lambda _decision: acked.append(time.perf_counter()), metrics_host="127.0.0.1")
+    registry = app.metrics.registry
+
+    def consumed() -> float:
+        return registry.get_sample_value("j7507_records_consumed_total", {"topic": topics.claims}) or 0.0
+
+    try:
+        app.worker.run(until=lambda: consumed() >= claims)
+    finally:
+        app.close()
+    decided = len(acked)
+    return ((decided - 1) / (acked[-1] - acked[0]) if decided > 1 else float("nan")), decided
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=3000)
+    parser.add_argument("--partitions", type=int, default=6)
+    args = parser.parse_args()
+    broker = None
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        broker = EmbeddedBroker().start()
+        bootstrap = broker.bootstrap_servers
+    try:
+        suffix = f"bench-{os.getpid()}"
+        topics = replace(
+            Topics(), **{name: f"{getattr(Topics(), name)}.{suffix}" for name in Topics.__dataclass_fields__}
+        )
+        names = [getattr(topics, name) for name in Topics.__dataclass_fields__]
+        create_topics(bootstrap, [*names, f"passthrough.{suffix}"], partitions=args.partitions)
+        claims = produce_stream(bootstrap, topics, args.patients)
+        print(f"stream: {claims} claims for {args.patients} patients, {args.partitions} partitions", file=sys.stderr)
+        ceiling = passthrough(bootstrap, topics, claims, f"passthrough.{suffix}")
+        rate, decided = worker_rate(bootstrap, topics, claims)
+        print(f"passthrough (decode+encode+produce+commit): {ceiling:,.0f} claims/s")
+        print(f"worker (context+rules+decisions+commit):   {rate:,.0f} claims/s ({decided} decisions)")
+        print(f"ratio worker/passthrough: {rate / ceiling:.2f}")
+    finally:
+        if broker is not None:
+            broker.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
