@@ -27,6 +27,7 @@ later restore is not dead-lettered twice.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from collections import deque
@@ -130,6 +131,7 @@ class StreamWorker:
         self._dlq_watermark: dict[TopicPartition, int] = {}
         self._consumed: dict[TopicPartition, int] = {}  # next offset to commit, per input partition
         self._pending: list[_Pending] = []
+        self._series_tps: set[TopicPartition] = set()  # partitions with lag/commit series exported
         self._claims_count = 1
         self.first_claim_polled_at: float | None = None  # monotonic; for throughput reports
         self._context_counts: dict[str, int] = {}
@@ -214,9 +216,13 @@ class StreamWorker:
                     self._process_claim(record, polled_at)
         self._complete_batch()
         self._update_gauges()
+        self._beat()
+        self.health.set_ready(None if not self._listener.events else "rebalance in progress")
+
+    def _beat(self) -> None:
+        """The loop is alive (also during long restores): /livez and the heartbeat metric agree."""
         self.health.beat()
         self.metrics.loop_heartbeat.set(time.time())
-        self.health.set_ready(None if not self._listener.events else "rebalance in progress")
 
     # --- rebalance ----------------------------------------------------------------------------------
 
@@ -307,7 +313,7 @@ class StreamWorker:
             for tp in list(remaining):
                 if self.history.position(tp) >= targets[tp]:
                     del remaining[tp]
-            self.health.beat()
+            self._beat()
         self.history.assign([])
 
     def _release(self, partitions: set[int]) -> None:
@@ -324,6 +330,12 @@ class StreamWorker:
             for tp in dropped:
                 self._consumed.pop(tp, None)
             self.context.assign(sorted(self._context_tps))
+        # Series for partitions another worker now owns would show stale lag on the dashboards.
+        for tp in self._series_tps:
+            if tp.partition in partitions and (tp.topic == self.topics.claims or not self.store.global_scope):
+                for gauge in (self.metrics.consumer_lag, self.metrics.last_commit):
+                    with contextlib.suppress(KeyError):
+                        gauge.remove(tp.topic, str(tp.partition))
         for tp in list(self._dlq_watermark):
             if tp.partition in partitions and (tp.topic == self.topics.claims or not self.store.global_scope):
                 del self._dlq_watermark[tp]
@@ -387,7 +399,7 @@ class StreamWorker:
                     f"within {self.settings.context_sync_timeout_s:g}s"
                 )
             self._follow_context(timeout_ms=100)
-            self.health.beat()
+            self._beat()
 
     # --- claims -------------------------------------------------------------------------------------
 
@@ -526,6 +538,7 @@ class StreamWorker:
         for tp, meta in offsets.items():
             self._dlq_watermark[tp] = meta.offset
             self.metrics.last_commit.labels(topic=tp.topic, partition=str(tp.partition)).set(now)
+            self._series_tps.add(tp)
 
     def _update_gauges(self) -> None:
         assert self.group is not None and self.context is not None
@@ -540,6 +553,7 @@ class StreamWorker:
                 position = self._consumed.get(tp)
                 if position is None:
                     continue
+                self._series_tps.add(tp)
                 self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
                     max(0, highwater - position)
                 )

@@ -1,0 +1,1 @@
+"""Tests of the deployment artefacts under deploy/ (Docker, Helm, Grafana, Prometheus)."""
