@@ -70,11 +70,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         load_packs(_path_or_env(args.payer_config, "PAYER_CONFIG_DIR")),
         load_reference(_path_or_env(args.ndc_crosswalk, "NDC_CROSSWALK_FILE")),
     )
+    # Bytes in, decoded line by line: one line that is not UTF-8 must not end the run.
     if args.file == "-":
-        malformed = write_results(evaluate_lines(evaluator, sys.stdin), sys.stdout)
+        malformed = write_results(evaluate_lines(evaluator, getattr(sys.stdin, "buffer", sys.stdin)), sys.stdout)
     else:
         try:
-            handle = open(args.file, encoding="utf-8")  # noqa: SIM115  (closed below, streamed line by line)
+            handle = open(args.file, "rb")  # noqa: SIM115  (closed below, streamed line by line)
         except OSError as error:
             raise ConfigError(f"{args.file}: cannot read: {error.strerror}") from None
         with handle:

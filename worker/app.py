@@ -56,7 +56,7 @@ def build_app(
     settings: Settings,
     *,
     on_decision: Callable[[Decision], None] | None = None,
-    metrics_host: str = "0.0.0.0",
+    metrics_host: str | None = None,
     configure_logs: bool = True,
 ) -> App:
     """Load and validate everything first (packs, crosswalk, schemas), then open the HTTP port."""
@@ -70,7 +70,7 @@ def build_app(
     for pack in packs.all_packs:
         metrics.build_info.labels(version=__version__, rule_pack=f"{pack.name}@{pack.version}").set(1)
     health = Health()
-    server = start_http_server(settings.metrics_port, registry, health, host=metrics_host)
+    server = start_http_server(settings.metrics_port, registry, health, host=metrics_host or settings.metrics_host)
     worker = StreamWorker(
         settings, evaluator, wire, metrics, health, worker_version=__version__, on_decision=on_decision
     )

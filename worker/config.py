@@ -84,6 +84,7 @@ class Settings:
     group_id: str = "j7507-worker"
     topics: Topics = field(default_factory=Topics)
     metrics_port: int = 9400
+    metrics_host: str = "0.0.0.0"  # every interface, for the kubelet's probes and Prometheus
     payer_config_dir: Path | None = None
     ndc_crosswalk_file: Path | None = None
     context_scope: ContextScope = "partition"
@@ -142,6 +143,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         )
     worker = parser.add_argument_group("worker")
     worker.add_argument("--metrics-port", type=str, help="/metrics, /livez, /readyz [env METRICS_PORT; default 9400]")
+    worker.add_argument("--metrics-host", help="address to serve them on [env METRICS_HOST; default 0.0.0.0]")
     worker.add_argument(
         "--context-scope",
         choices=("partition", "global"),
@@ -276,6 +278,7 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         group_id=pick("group_id", "KAFKA_GROUP_ID") or "j7507-worker",
         topics=topics,
         metrics_port=metrics_port,
+        metrics_host=pick("metrics_host", "METRICS_HOST") or "0.0.0.0",
         payer_config_dir=Path(payer_dir) if payer_dir else None,
         ndc_crosswalk_file=Path(crosswalk) if crosswalk else None,
         context_scope="global" if scope == "global" else "partition",

@@ -101,7 +101,9 @@ class PatientContext:
 
     @property
     def prescriptions(self) -> list[Prescription]:
-        return [prescription for _, prescription in self.clinical.prescriptions.entries.values()]
+        """Newest event per prescription, in the order they were recorded (last recorded last)."""
+        entries = sorted(self.clinical.prescriptions.entries.values(), key=lambda entry: entry[0])
+        return [prescription for _, prescription in entries]
 
     def prescription(self, prescription_id: str) -> Prescription | None:
         entry = self.clinical.prescriptions.entries.get(prescription_id)

@@ -173,8 +173,8 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stderr) -> int:
 
         def report() -> None:
             stop_progress.set()
-            # Throughput from the first claim polled: group join and context restore are start-up.
-            first = app.worker.first_claim_polled_at or started
+            # From the first assignment: the group join is start-up, the context restore is work.
+            first = app.worker.consuming_since or started
             seconds = (finished_at[0] if finished_at else time.monotonic()) - first
             skipped, dead = processed()
             out.write("\r" + " " * 60 + "\r")

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 PayerType = Literal["MEDICARE", "MEDICAID", "COMMERCIAL", "OTHER"]
 Entitlement = Literal["AGE", "DISABILITY", "ESRD_ONLY"]
@@ -35,6 +35,14 @@ FindingOutcome = Literal["HOLD", "DENY_RISK", "INFO"]
 ClaimOutcome = Literal["ACCEPT", "HOLD", "DENY_RISK", "SKIPPED"]
 
 J7507 = "J7507"
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """Naive timestamps (and date-only values) are taken as UTC, so every time compares with every other."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class _Record(BaseModel):
@@ -92,7 +100,7 @@ class Claim(_Record):
     """ClaimSubmitted."""
 
     event_id: str | None = None
-    event_time: datetime | None = None
+    event_time: UtcDatetime | None = None
     claim_id: str
     claim_version: int
     patient_id: str
@@ -116,7 +124,7 @@ class Prescription(_Record):
     """PrescriptionRecorded."""
 
     event_id: str | None = None
-    event_time: datetime | None = None
+    event_time: UtcDatetime | None = None
     prescription_id: str
     patient_id: str
     status: PrescriptionStatus
@@ -158,14 +166,14 @@ class LabResult(_Record):
     """LabResultRecorded."""
 
     event_id: str | None = None
-    event_time: datetime | None = None
+    event_time: UtcDatetime | None = None
     observation_id: str
     patient_id: str
     loinc_code: str
     display: str | None = None
     value: float | None = None
     unit: str | None = None
-    effective_time: datetime
+    effective_time: UtcDatetime
     status: LabStatus
 
     @property
@@ -177,7 +185,10 @@ class LabResult(_Record):
     def effective_date(self) -> date:
         """The UTC calendar date of `effective_time` (a naive time is taken as UTC)."""
         moment = self.effective_time
-        return (moment.astimezone(UTC) if moment.tzinfo is not None else moment).date()
+        try:
+            return moment.astimezone(UTC).date()
+        except OverflowError:  # e.g. 0001-01-01T00:00+14:00 has no UTC date: keep its local date
+            return moment.date()
 
 
 class Bundle(_Record):

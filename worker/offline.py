@@ -55,8 +55,19 @@ def evaluate_bundle_text(evaluator: Evaluator, text: str) -> Decision:
     return evaluator.decide(bundle.claim, context)
 
 
-def evaluate_lines(evaluator: Evaluator, lines: Iterable[str]) -> Iterator[OfflineResult]:
-    for number, text in enumerate(lines, start=1):
+def evaluate_lines(evaluator: Evaluator, lines: Iterable[str | bytes]) -> Iterator[OfflineResult]:
+    """Decide each line; bytes are decoded per line, so one line that is not UTF-8 is one error."""
+    for number, raw in enumerate(lines, start=1):
+        if isinstance(raw, bytes):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield OfflineResult(number, {"error": "line is not valid UTF-8", "input_line": number}, True)
+                continue
+        else:
+            text = raw
+        if number == 1:
+            text = text.removeprefix("\ufeff")  # a byte-order mark some editors put at the start
         if not text.strip():
             continue
         try:

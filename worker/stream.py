@@ -125,6 +125,7 @@ class StreamWorker:
         self.on_decision = on_decision
         self.store = ContextStore(global_scope=settings.context_scope == "global")
         self._stop = False
+        self._stop_signal: int | None = None
         self._listener = _RebalanceQueue()
         self._owned: set[int] = set()  # claims partitions whose context is restored
         self._context_tps: set[TopicPartition] = set()
@@ -133,7 +134,9 @@ class StreamWorker:
         self._pending: list[_Pending] = []
         self._series_tps: set[TopicPartition] = set()  # partitions with lag/commit series exported
         self._claims_count = 1
-        self.first_claim_polled_at: float | None = None  # monotonic; for throughput reports
+        # Monotonic time the first partition was assigned: consumption (restore included) starts
+        # here, after the group join. Throughput reports (demo, benchmark) measure from it.
+        self.consuming_since: float | None = None
         self._context_counts: dict[str, int] = {}
         self.group: KafkaConsumer | None = None
         self.context: KafkaConsumer | None = None
@@ -143,10 +146,12 @@ class StreamWorker:
     # --- lifecycle --------------------------------------------------------------------------------
 
     def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
-        """SIGTERM/SIGINT: stop polling; the current batch finishes, flushes and commits."""
-        if not self._stop:
-            log.info("stop_requested", signal=signum)
+        """SIGTERM/SIGINT: stop polling; the current batch finishes, flushes and commits.
+
+        A signal handler runs between any two bytecodes of the main thread, possibly inside a log
+        call holding the logger's lock: it only sets a flag, and the loop logs the stop."""
         self._stop = True
+        self._stop_signal = signum
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
@@ -165,6 +170,7 @@ class StreamWorker:
             log.info("worker_started", group_id=self.settings.group_id, context_scope=self.settings.context_scope)
             while not self._stop and not (until is not None and until()):
                 self._iterate()
+            log.info("stopping", signal=self._stop_signal)
             self._complete_batch()
         finally:
             self._close()
@@ -266,6 +272,8 @@ class StreamWorker:
 
     def _restore(self, partitions: set[int]) -> None:
         started = time.monotonic()
+        if self.consuming_since is None:
+            self.consuming_since = started
         self.health.set_ready(f"restoring context of partitions {sorted(partitions)}")
         assert self.group is not None and self.context is not None
         claims_tps = {TopicPartition(self.topics.claims, number) for number in partitions}
@@ -404,8 +412,6 @@ class StreamWorker:
     # --- claims -------------------------------------------------------------------------------------
 
     def _process_claim(self, record: Any, polled_at: float) -> None:
-        if self.first_claim_polled_at is None:
-            self.first_claim_polled_at = polled_at
         tp = TopicPartition(record.topic, record.partition)
         self.metrics.records_consumed.labels(topic=record.topic).inc()
         self._consumed[tp] = record.offset + 1

@@ -11,29 +11,38 @@ rules against each other.
 Records are plain dicts in the JSON shape of contract.md. Everything is deterministic for a seed.
 The payer-specific settings the generator honours (prior authorization, specialty pharmacies,
 supply limits, caps, formularies) mirror the override files in `examples/payer-config/`.
+
+How a patient is simulated: a profile (organ, payer, coverage, weight, products), then a plan of
+refill dates with the dose in use and, for some claims, a problem that fits them (`SCENARIOS`);
+then the events. Problems that need context reshape it around their claim only: a lab series gets
+a gap or an out-of-range value with a recheck after the claim, a stray order is recorded just
+before the claim and closed just after it. Clean claims are clean by construction: exact units,
+refills inside the window, a counted trough within 90 days, KX where Medicare expects it.
 """
 
 from __future__ import annotations
 
 import calendar
+import gc
 import hashlib
 import json
 import random
-import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from itertools import count
+from operator import itemgetter
 from typing import Any, Literal, TextIO
 
 from worker.reference import NdcProduct, load_reference
+from worker.rules.packs import PackSettings, load_built_in_packs
 
 Record = dict[str, Any]
 EventKind = Literal["prescription", "lab", "claim"]
 
 SPAN_DAYS = 182  # each patient's claims fall within this many days from `start`
-PROBLEM_SHARE = 0.27  # claims given a deliberate problem (natural ones, such as a lapsed ESRD benefit, add a few)
-_EVENT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:j7507-worker:synthetic")
+PROBLEM_SHARE = 0.28  # claims given a deliberate problem (natural ones, such as a lapsed ESRD benefit, add a few)
 
 
 @dataclass(frozen=True)
@@ -74,31 +83,43 @@ class SyntheticDataset:
 
 def write_bundles(dataset: SyntheticDataset, out: TextIO) -> int:
     """Write the dataset's bundles as JSON Lines (`python -m worker evaluate` input); returns the count."""
-    count = 0
+    written = 0
     for bundle in dataset.bundles():
         out.write(json.dumps(bundle, separators=(",", ":")) + "\n")
-        count += 1
-    return count
+        written += 1
+    return written
 
 
 def generate(patients: int, *, seed: int = 7, start: date = date(2025, 1, 6)) -> SyntheticDataset:
     """Simulate `patients` transplant recipients from `start` for about six months."""
     if patients < 0:
         raise ValueError("patients must not be negative")
-    rng = random.Random(seed)
+    rng = _Random(seed)
     ids = _Ids(seed)
     catalog = _Catalog.load()
     timed: list[tuple[int, SyntheticEvent]] = []
     planted: dict[tuple[str, int], frozenset[str]] = {}
-    for _ in range(patients):
-        simulation = _PatientSimulation(rng, ids, catalog, start)
-        timed.extend(simulation.run())
-        planted.update(simulation.planted)
+    usage: Counter[str] = Counter()
+    # Hundreds of thousands of small acyclic dicts: cyclic GC passes over the growing heap add about 60%
+    # to the run time at 10,000 patients, and there are no cycles to find.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(patients):
+            simulation = _PatientSimulation(rng, ids, catalog, start, usage)
+            timed.extend(simulation.run())
+            planted.update(simulation.planted)
+    finally:
+        if collecting:
+            gc.enable()
     # Stable sort: events of equal time keep generation order, which is causal within a patient.
-    timed.sort(key=lambda item: item[0])
+    timed.sort(key=itemgetter(0))
     events = [event for _, event in timed]
+    # RFC 9562 version-8 UUIDs: a seed-derived prefix and the event's position (uuid5 per event is slow)
+    digest = hashlib.sha256(f"j7507-synthetic-events:{seed}".encode()).hexdigest()
+    prefix = f"{digest[:8]}-{digest[8:12]}-8{digest[13:16]}-{'89ab'[int(digest[16], 16) % 4]}{digest[17:20]}-"
     for number, event in enumerate(events):
-        event.record["event_id"] = str(uuid.uuid5(_EVENT_NAMESPACE, f"{seed}:{number}"))
+        event.record["event_id"] = f"{prefix}{number:012x}"
     return SyntheticDataset(events=events, patients=patients, planted=planted)
 
 
@@ -160,15 +181,20 @@ _RETAIL_PHARMACIES = tuple(
     )
 )
 _SPECIALTY_BILLING_NPIS = {SPECIALTY_PHARMACY_NPIS[0]: _npi("174205939"), SPECIALTY_PHARMACY_NPIS[1]: _npi("183610473")}
-_TRANSPLANT_CENTERS = (
-    ("Lakeside University Transplant Center", ("160293847", "160293848", "160293849")),
-    ("St. Brendan Medical Center", ("171029384", "171029385")),
-    ("Mercy Heights Hospital", ("182736450", "182736451")),
-    ("Riverbend Regional Medical Center", ("193847561", "193847562")),
-    ("Northfield Transplant Institute", ("108273645", "108273646", "108273647")),
+_TRANSPLANT_CENTERS = tuple(
+    (center, tuple(_npi(base) for base in prescribers))  # transplant center, its prescribers' NPIs
+    for center, prescribers in (
+        ("Lakeside University Transplant Center", ("160293847", "160293848", "160293849")),
+        ("St. Brendan Medical Center", ("171029384", "171029385")),
+        ("Mercy Heights Hospital", ("182736450", "182736451")),
+        ("Riverbend Regional Medical Center", ("193847561", "193847562")),
+        ("Northfield Transplant Institute", ("108273645", "108273646", "108273647")),
+    )
 )
-# Strides' 0.5 mg capsules: off the Texas Medicaid formulary in this example (examples/payer-config/)
+# Example formularies (examples/payer-config/): Strides' 0.5 mg capsules are off Texas Medicaid's,
+# Prograf unit-dose packs (meant for institutions) off Blue Harbor's
 _TX_NON_PREFERRED = ("64380072001", "64380072006")
+_UNIT_DOSE_PACKS = ("00469061711", "00469065711")
 
 PAYERS = (
     _Payer("MEDICARE-DME-JA", "MEDICARE", 0.11, mail_order_share=0.3),
@@ -184,7 +210,15 @@ PAYERS = (
         requires_prior_auth=True,
         specialty_pharmacy_npis=SPECIALTY_PHARMACY_NPIS,
     ),
-    _Payer("BLUE-HARBOR-PPO", "COMMERCIAL", 0.15, ("BH-PPO-2025",), refill_window_days=7, mail_order_share=0.4),
+    _Payer(
+        "BLUE-HARBOR-PPO",
+        "COMMERCIAL",
+        0.15,
+        ("BH-PPO-2025",),
+        refill_window_days=7,
+        mail_order_share=0.4,
+        non_preferred_ndcs=_UNIT_DOSE_PACKS,
+    ),
     _Payer("SUMMIT-CARE", "COMMERCIAL", 0.07, ("SUMMIT-BASIC",), lifetime_units_cap=1000, mail_order_share=0.4),
     _Payer(
         "STATE-MEDICAID-TX", "MEDICAID", 0.09, ("TX-STAR",), max_days_supply=30, non_preferred_ndcs=_TX_NON_PREFERRED
@@ -192,8 +226,9 @@ PAYERS = (
     _Payer("STATE-MEDICAID-OH", "MEDICAID", 0.06, ("OH-MEDICAID",), max_days_supply=30, requires_prior_auth=True),
 )
 
-_ORGANS = (("KIDNEY", 0.60), ("LIVER", 0.25), ("HEART", 0.08), ("LUNG", 0.05))
-_OTHER_ORGANS = ("HEART_LUNG", "PANCREAS", "INTESTINE")  # the remaining 2%
+_ORGANS = (("KIDNEY", "LIVER", "HEART", "LUNG", "HEART_LUNG", "PANCREAS", "INTESTINE"), (60, 25, 8, 5, 0.5, 1, 0.5))
+_ENTITLEMENTS_KIDNEY = (("AGE", "ESRD_ONLY", "DISABILITY"), (0.5, 0.3, 0.2))
+_ENTITLEMENTS_OTHER = (("AGE", "DISABILITY"), (0.75, 0.25))
 _DIAGNOSIS = {
     "KIDNEY": "Z94.0",
     "HEART": "Z94.1",
@@ -213,21 +248,14 @@ _DOSE_PER_KG = {
     "HEART": ((0.06, 0.075), (0.04, 0.07)),
     "LUNG": ((0.06, 0.075), (0.05, 0.08)),
 }
-# Trough values a stable patient shows (ng/mL): inside every pack's target, (early, later)
+# Trough values a stable patient shows (ng/mL), well inside the packs' trough_targets: (early, later)
 _TROUGH_USUAL = {
     "KIDNEY": ((6.0, 14.0), (5.0, 11.0)),
     "HEART": ((11.0, 16.0), (6.0, 12.0)),
     "LUNG": ((10.5, 14.0), (8.5, 11.5)),
     "HEART_LUNG": ((10.5, 14.0), (8.5, 11.5)),
 }
-_TROUGH_TARGET = {  # rules.md trough_targets, (early, later)
-    "KIDNEY": ((4.0, 20.0), (4.0, 15.0)),
-    "HEART": ((10.0, 20.0), (5.0, 15.0)),
-    "LUNG": ((10.0, 15.0), (8.0, 12.0)),
-    "HEART_LUNG": ((10.0, 15.0), (8.0, 12.0)),
-}
 _DEFAULT_TROUGH_USUAL = ((6.0, 12.0), (6.0, 12.0))
-_DEFAULT_TROUGH_TARGET = ((5.0, 20.0), (5.0, 20.0))
 
 _TROUGH = ("11253-2", "Tacrolimus [Mass/volume] in Blood", "ng/mL")
 _TROUGH_BY_NAME = ("77348-1", "Tacrolimus [Mass/volume] in Blood --trough", "ng/mL")
@@ -257,13 +285,15 @@ _INTERACTING_COURSES = (
 
 @dataclass(frozen=True)
 class _Catalog:
-    """J7507 products and their look-alikes, from the shipped NDC crosswalk."""
+    """What the generator draws on: J7507 products and their look-alikes from the shipped NDC
+    crosswalk, and the trough targets of the built-in packs (the same in all three)."""
 
     generics: dict[float, tuple[str, ...]]  # strength -> non-brand J7507 NDCs
     brands: dict[float, tuple[str, ...]]
     lookalikes: dict[float, tuple[str, ...]]  # strength -> ER tacrolimus NDCs billed under other codes
     known: frozenset[str]
     brand_ndcs: frozenset[str]
+    trough_targets: PackSettings
 
     @classmethod
     def load(cls) -> _Catalog:
@@ -290,6 +320,7 @@ class _Catalog:
             ),
             known=frozenset(product.ndc11 for product in products),
             brand_ndcs=frozenset(product.ndc11 for product in j7507 if product.brand),
+            trough_targets=load_built_in_packs()["medicare-dme"].settings,
         )
 
     def typo_of(self, ndc: str) -> str:
@@ -309,60 +340,61 @@ class _Scenario:
     family: str
     rule_id: str  # the rule the problem is meant to trigger
     fixable: bool = False  # a resubmission (claim_version 2) can correct it
-    lab: bool = False  # it reshapes the lab series around the claim
+    lab_group: str | None = None  # the lab series (trough, renal, hepatic) it reshapes around the claim
     weight: float = 1.0
 
 
 SCENARIOS: dict[str, _Scenario] = {
     # coding and units
-    "units-as-capsules": _Scenario("coding", "units-mismatch-ndc", fixable=True, weight=2.0),
-    "lookalike-ndc": _Scenario("coding", "wrong-code-for-product", fixable=True, weight=1.5),
+    "units-as-capsules": _Scenario("coding", "units-mismatch-ndc", fixable=True, weight=3.0),
+    "lookalike-ndc": _Scenario("coding", "wrong-code-for-product", fixable=True),
     "ndc-missing": _Scenario("coding", "ndc-missing", fixable=True),
     "ndc-typo": _Scenario("coding", "ndc-not-in-crosswalk", fixable=True),
-    "fractional-units": _Scenario("coding", "units-not-whole"),
+    "fractional-units": _Scenario("coding", "units-not-whole", weight=3.0),
     "modifier-25": _Scenario("coding", "modifier-not-allowed", fixable=True),
     "duplicate-line": _Scenario("coding", "duplicate-line", fixable=True),
     "duplicate-claim": _Scenario("coding", "duplicate-line", weight=0.5),
-    "days-supply-over-limit": _Scenario("coding", "days-supply-exceeds-limit", weight=3.0),
+    "days-supply-over-limit": _Scenario("coding", "days-supply-exceeds-limit", weight=4.5),
     # order and quantity
-    "lapsed-prescription": _Scenario("order", "no-active-prescription", weight=1.5),
+    "lapsed-prescription": _Scenario("order", "no-active-prescription"),
     "strength-mismatch": _Scenario("order", "prescription-strength-mismatch"),
     "quantity-over": _Scenario("order", "quantity-exceeds-prescription"),
     "quantity-under": _Scenario("order", "quantity-below-prescription"),
-    "early-refill": _Scenario("order", "early-refill", weight=1.5),
-    "weight-slip": _Scenario("order", "dose-above-weight-norm"),
+    "early-refill": _Scenario("order", "early-refill"),
+    "weight-slip": _Scenario("order", "dose-above-weight-norm", weight=1.5),
     # transplant and coverage
-    "transplant-date-missing": _Scenario("coverage", "transplant-not-documented", fixable=True, weight=1.5),
+    "transplant-date-missing": _Scenario("coverage", "transplant-not-documented", fixable=True),
     "transplant-date-typo": _Scenario("coverage", "transplant-after-service", fixable=True),
     "discharge-date-typo": _Scenario("coverage", "service-before-discharge", fixable=True),
     "early-delivery": _Scenario("coverage", "service-before-discharge"),  # a fresh transplant's first fill
     "uncovered-diagnosis": _Scenario("coverage", "diagnosis-not-covered", fixable=True),
-    "kx-missing": _Scenario("coverage", "kx-modifier-missing", fixable=True, weight=1.5),
-    "part-a-missing": _Scenario("coverage", "part-a-not-at-transplant", fixable=True, weight=1.5),
-    "part-b-inactive": _Scenario("coverage", "part-b-not-active", fixable=True),
-    "esrd-flag-missing": _Scenario("coverage", "esrd-coverage-ended", fixable=True, weight=2.0),
-    "ga-without-abn": _Scenario("coverage", "abn-modifier-conflict", fixable=True),
+    "kx-missing": _Scenario("coverage", "kx-modifier-missing", fixable=True, weight=2.5),
+    "part-a-missing": _Scenario("coverage", "part-a-not-at-transplant", fixable=True, weight=2.5),
+    "part-b-inactive": _Scenario("coverage", "part-b-not-active", fixable=True, weight=2.5),
+    "esrd-flag-missing": _Scenario("coverage", "esrd-coverage-ended", fixable=True, weight=4.0),
+    "ga-without-abn": _Scenario("coverage", "abn-modifier-conflict", fixable=True, weight=3.0),
     # overlapping therapy and interactions
-    "cyclosporine-active": _Scenario("overlap", "concurrent-cyclosporine"),
-    "er-tacrolimus-active": _Scenario("overlap", "concurrent-extended-release-tacrolimus"),
-    "inhibitor-without-level": _Scenario("overlap", "interacting-drug-without-level", lab=True),
-    "sirolimus-liver-heart": _Scenario("overlap", "sirolimus-with-liver-or-heart", weight=1.5),
+    "cyclosporine-active": _Scenario("overlap", "concurrent-cyclosporine", weight=0.7),
+    "er-tacrolimus-active": _Scenario("overlap", "concurrent-extended-release-tacrolimus", weight=0.6),
+    "inhibitor-without-level": _Scenario("overlap", "interacting-drug-without-level", lab_group="trough"),
+    "sirolimus-liver-heart": _Scenario("overlap", "sirolimus-with-liver-or-heart", weight=3.0),
     # laboratory context
-    "trough-gap": _Scenario("labs", "trough-missing", lab=True),
-    "trough-out-of-range": _Scenario("labs", "trough-out-of-range", lab=True, weight=1.5),
-    "renal-gap": _Scenario("labs", "renal-function-missing", lab=True),
-    "renal-decline": _Scenario("labs", "renal-function-declining", lab=True),
-    "hepatic-gap": _Scenario("labs", "hepatic-function-missing", lab=True, weight=3.0),
+    "trough-gap": _Scenario("labs", "trough-missing", lab_group="trough", weight=2.0),
+    "trough-out-of-range": _Scenario("labs", "trough-out-of-range", lab_group="trough"),
+    "renal-gap": _Scenario("labs", "renal-function-missing", lab_group="renal", weight=2.0),
+    "renal-decline": _Scenario("labs", "renal-function-declining", lab_group="renal", weight=0.7),
+    "hepatic-gap": _Scenario("labs", "hepatic-function-missing", lab_group="hepatic", weight=6.0),
     # payer requirements
-    "prior-auth-missing": _Scenario("payer", "prior-auth-missing", fixable=True),
-    "prior-auth-pending": _Scenario("payer", "prior-auth-pending", fixable=True),
-    "retail-pharmacy": _Scenario("payer", "specialty-pharmacy-required"),
-    "brand-first": _Scenario("payer", "step-therapy-not-met", fixable=True, weight=4.0),
-    "non-preferred-ndc": _Scenario("payer", "non-preferred-product", fixable=True, weight=2.0),
+    "prior-auth-missing": _Scenario("payer", "prior-auth-missing", fixable=True, weight=1.5),
+    "prior-auth-pending": _Scenario("payer", "prior-auth-pending", fixable=True, weight=1.5),
+    "retail-pharmacy": _Scenario("payer", "specialty-pharmacy-required", weight=2.5),
+    "brand-first": _Scenario("payer", "step-therapy-not-met", fixable=True, weight=5.0),
+    "non-preferred-ndc": _Scenario("payer", "non-preferred-product", fixable=True, weight=5.0),
 }
 # Payer problems apply to fewer patients (non-Medicare plans with the matching setting): weigh up
-_FAMILY_WEIGHT = {"coding": 1.0, "order": 1.0, "coverage": 1.0, "overlap": 0.8, "labs": 1.0, "payer": 1.6}
-_LAB_SCENARIO_SPACING_DAYS = 130  # lab-reshaping scenarios of one patient never overlap (gap 96 + recheck)
+_FAMILY_WEIGHT = {"coding": 1.0, "order": 1.0, "coverage": 1.0, "overlap": 0.8, "labs": 1.0, "payer": 2.0}
+_BY_FAMILY = {family: [name for name, s in SCENARIOS.items() if s.family == family] for family in _FAMILY_WEIGHT}
+_LAB_SCENARIO_SPACING_DAYS = 130  # scenarios reshaping one lab series never overlap (gap 96 + recheck)
 _CLEAN_INTERACTION = "inhibitor-with-level"  # not a problem: a strong inhibitor and a follow-up trough
 _CLEAN_INTERACTION_SHARE = 0.03
 
@@ -413,7 +445,7 @@ class _Slot:
     day: date
     previous: _ClaimPlan | None
     regimen: _Regimen
-    last_lab_scenario: date | None
+    last_lab_scenario: dict[str, date]  # lab group -> DOS of the latest scenario that reshaped it
     regimen_changed: bool
 
 
@@ -431,18 +463,31 @@ class _Ids:
 
     def __init__(self, seed: int) -> None:
         self.tag = hashlib.sha256(f"j7507-synthetic:{seed}".encode()).hexdigest()[:4].upper()
-        self.counters: dict[str, int] = defaultdict(int)
+        self.counters: dict[str, Iterator[int]] = defaultdict(lambda: count(1))
 
     def next(self, prefix: str) -> str:
-        self.counters[prefix] += 1
-        return f"{prefix}-{self.tag}{self.counters[prefix]:07d}"
+        return f"{prefix}-{self.tag}{next(self.counters[prefix]):07d}"
+
+
+_CLOCK = tuple(f"T{minute // 60:02d}:{minute % 60:02d}:00Z" for minute in range(1440))
+_ISO_DAYS: dict[int, str] = {}  # ordinal -> "YYYY-MM-DD": formatting dates is the generator's hot spot
 
 
 def _minutes(day: date, minute: int) -> tuple[int, str]:
     """Sort key (minutes since year 1) and the ISO 8601 UTC string of `minute` past midnight of `day`."""
-    day += timedelta(days=minute // 1440)
+    ordinal = day.toordinal() + minute // 1440
     minute %= 1440
-    return day.toordinal() * 1440 + minute, f"{day.isoformat()}T{minute // 60:02d}:{minute % 60:02d}:00Z"
+    iso = _ISO_DAYS.get(ordinal)
+    if iso is None:
+        iso = _ISO_DAYS[ordinal] = date.fromordinal(ordinal).isoformat()
+    return ordinal * 1440 + minute, iso + _CLOCK[minute]
+
+
+class _Random(random.Random):
+    """random.Random with a cheaper randint (one float draw; its bias is far below anything we measure)."""
+
+    def randint(self, a: int, b: int) -> int:
+        return a + int(self.random() * (b - a + 1))
 
 
 def _coverage_end(transplant_date: date) -> date:
@@ -463,8 +508,9 @@ def _egfr(creatinine: float, age: int, female: bool) -> float:
 class _PatientSimulation:
     """One patient's profile, claim plan and events."""
 
-    def __init__(self, rng: random.Random, ids: _Ids, catalog: _Catalog, start: date) -> None:
+    def __init__(self, rng: random.Random, ids: _Ids, catalog: _Catalog, start: date, usage: Counter[str]) -> None:
         self.rng = rng
+        self.usage = usage  # scenarios chosen so far in the dataset
         self.ids = ids
         self.catalog = catalog
         self.start = start
@@ -482,32 +528,18 @@ class _PatientSimulation:
         rng = self.rng
         self.payer = rng.choices(PAYERS, [payer.share for payer in PAYERS])[0]
         self.plan_id = rng.choice(self.payer.plan_ids) if self.payer.plan_ids else None
-        draw = rng.random()
-        cumulative = 0.0
-        self.organ = rng.choice(_OTHER_ORGANS)
-        for organ, share in _ORGANS:
-            cumulative += share
-            if draw < cumulative:
-                self.organ = organ
-                break
+        self.organ = rng.choices(*_ORGANS)[0]
         self.female = rng.random() < 0.4
         self.entitlement: str | None = None
-        if self.payer.medicare:
-            choices = (
-                (("AGE", 0.5), ("ESRD_ONLY", 0.3), ("DISABILITY", 0.2))
-                if self.organ == "KIDNEY"
-                else (
-                    ("AGE", 0.75),
-                    ("DISABILITY", 0.25),
-                )
-            )
-            self.entitlement = rng.choices([c for c, _ in choices], [w for _, w in choices])[0]
+        if self.payer.medicare:  # many kidney recipients have Medicare through ESRD alone
+            entitlements = _ENTITLEMENTS_KIDNEY if self.organ == "KIDNEY" else _ENTITLEMENTS_OTHER
+            self.entitlement = rng.choices(*entitlements)[0]
         self.age = rng.randint(65, 86) if self.entitlement == "AGE" else rng.randint(22, 64)
         self.weight_kg = round(min(140.0, max(42.0, rng.gauss(80.0 if not self.female else 68.0, 15.0))), 1)
         self._transplant_dates()
         center, prescribers = rng.choice(_TRANSPLANT_CENTERS)
         self.facility = center
-        self.prescriber_npi = _npi(rng.choice(prescribers))
+        self.prescriber_npi = rng.choice(prescribers)
         if self.payer.specialty_pharmacy_npis:
             self.pharmacy_npi = rng.choice(self.payer.specialty_pharmacy_npis)
             self.billing_npi = _SPECIALTY_BILLING_NPIS[self.pharmacy_npi]
@@ -535,6 +567,12 @@ class _PatientSimulation:
         if rng.random() < self.payer.mail_order_share:
             self.cadence = 90
         self.mycophenolate = self._mycophenolate()
+        # more rules apply to some patients: Medicare's coverage rules, the liver recipients' liver tests
+        self.family_weights = dict(_FAMILY_WEIGHT)
+        if self.payer.medicare:
+            self.family_weights["coverage"] *= 1.5
+        if self.organ == "LIVER":
+            self.family_weights["labs"] *= 2
 
     def _transplant_dates(self) -> None:
         rng, start = self.rng, self.start
@@ -597,16 +635,14 @@ class _PatientSimulation:
 
     def _products(self) -> dict[float, str]:
         """The NDC dispensed for each capsule strength the patient may take."""
-        rng, catalog = self.rng, self.catalog
+        rng, catalog, avoid = self.rng, self.catalog, self.payer.non_preferred_ndcs
         products: dict[float, str] = {}
-        for strength, ndcs in catalog.generics.items():
-            allowed = [ndc for ndc in ndcs if ndc not in self.payer.non_preferred_ndcs]
-            if allowed:
-                products[strength] = rng.choice(allowed)
-        if self.brand or self.payer.medicare:
-            for strength, ndcs in catalog.brands.items():
-                if self.brand or strength not in products:
-                    products[strength] = rng.choice(ndcs)
+        for table, use in ((catalog.generics, True), (catalog.brands, self.brand or self.payer.medicare)):
+            for strength, ndcs in table.items():
+                allowed = [ndc for ndc in ndcs if ndc not in avoid]
+                # generics first; brand for every strength if the patient takes brand, else where no generic exists
+                if use and allowed and (self.brand or strength not in products):
+                    products[strength] = rng.choice(allowed)
         return products
 
     def _mycophenolate(self) -> tuple[str, float, str, float] | None:
@@ -667,7 +703,7 @@ class _PatientSimulation:
             regimen = self._regimen(start_dose, started, self.history_start)
         date_of_service = self.first_dos
         previous: _ClaimPlan | None = None
-        last_lab: date | None = None
+        last_lab: dict[str, date] = {}
         refills = 0
         while date_of_service <= self.last_day:
             # a dose change is decided first: which problems fit depends on the capsules in use
@@ -688,12 +724,14 @@ class _PatientSimulation:
             days_supply = min(self.cadence, self.payer.days_supply_limit(date_of_service))
             if scenario == "days-supply-over-limit":
                 days_supply = rng.choice((60, 90))
-            if scenario is None and last_lab is None and rng.random() < _CLEAN_INTERACTION_SHARE:
+            if scenario is None and "trough" not in last_lab and rng.random() < _CLEAN_INTERACTION_SHARE:
                 scenario = _CLEAN_INTERACTION
             plan = _ClaimPlan("refill", date_of_service, days_supply, regimen, scenario)
             self._prepare(plan, previous)
-            if scenario == _CLEAN_INTERACTION or (scenario is not None and SCENARIOS[scenario].lab):
-                last_lab = date_of_service
+            if scenario == _CLEAN_INTERACTION:
+                last_lab["trough"] = date_of_service
+            elif scenario is not None and SCENARIOS[scenario].lab_group:
+                last_lab[SCENARIOS[scenario].lab_group or ""] = date_of_service
             plans.append(plan)
             if scenario == "lapsed-prescription":  # renewed only after the claim
                 renewed = date_of_service + timedelta(days=rng.randint(2, 4))
@@ -720,27 +758,31 @@ class _PatientSimulation:
             return "early-delivery"
         if rng.random() >= PROBLEM_SHARE:
             return None
-        by_family: dict[str, list[str]] = defaultdict(list)
-        for name, scenario in SCENARIOS.items():
-            if self._eligible(name, slot):
-                by_family[scenario.family].append(name)
-        if not by_family:
-            return None
-        families = list(by_family)
-        family = rng.choices(families, [_FAMILY_WEIGHT[name] for name in families])[0]
-        names = by_family[family]
-        return rng.choices(names, [SCENARIOS[name].weight for name in names])[0]
+        # a family by weight, then one of its problems that fits; a family with none is dropped
+        families = self.family_weights.copy()
+        while families:
+            family = rng.choices(list(families), list(families.values()))[0]
+            names = [name for name in _BY_FAMILY[family] if self._eligible(name, slot)]
+            if names:
+                # problems that rarely fit (liver-only, one payer's) are preferred when they do, so every
+                # rule shows up even in a few hundred patients: weigh down the ones used often so far
+                weights = [SCENARIOS[name].weight / (1 + self.usage[name]) for name in names]
+                chosen = rng.choices(names, weights)[0]
+                self.usage[chosen] += 1
+                return chosen
+            del families[family]
+        return None
 
     def _eligible(self, name: str, slot: _Slot) -> bool:
         day, previous, regimen = slot.day, slot.previous, slot.regimen
         strengths = {component.strength_mg for component in regimen.components}
         medicare = self.payer.medicare
         gap = (day - previous.date_of_service).days if previous else 999
-        last_lab = slot.last_lab_scenario
-        if SCENARIOS[name].lab and (
-            (last_lab is not None and (day - last_lab).days <= _LAB_SCENARIO_SPACING_DAYS) or gap < 12
-        ):
-            return False
+        group = SCENARIOS[name].lab_group
+        if group is not None:
+            last_lab = slot.last_lab_scenario.get(group)
+            if gap < 12 or (last_lab is not None and (day - last_lab).days <= _LAB_SCENARIO_SPACING_DAYS):
+                return False
         lab_history = (day - self.history_start).days
         match name:
             case "units-as-capsules":
@@ -886,42 +928,36 @@ class _PatientSimulation:
         self,
         day: date,
         minute: int,
-        *,
         ingredient: str,
         start_date: date,
         strength_mg: float | None,
         dose_mg: float | None,
         doses_per_day: int | None,
-        days_supply: int | None = 30,
-        formulation: str = "IMMEDIATE_RELEASE",
-        route: str = "ORAL",
-        end_date: date | None = None,
-        dispense_as_written: bool = False,
-        clinical_justification: str | None = None,
-        ndc: str | None = None,
-        weight_kg: float | None = None,
-        prescription_id: str | None = None,
+        **fields: Any,
     ) -> str:
-        prescription_id = prescription_id or self.ids.next("RX")
+        """Record a new order (ACTIVE, oral, immediate release unless `fields` say otherwise)."""
+        prescription_id = fields.pop("prescription_id", None) or self.ids.next("RX")
+        end_date = fields.pop("end_date", None)
         self.prescriptions[prescription_id] = {
             "prescription_id": prescription_id,
             "patient_id": self.patient_id,
             "status": "ACTIVE",
             "ingredient": ingredient,
-            "formulation": formulation,
-            "route": route,
+            "formulation": "IMMEDIATE_RELEASE",
+            "route": "ORAL",
             "strength_mg": strength_mg,
             "dose_mg": dose_mg,
             "doses_per_day": doses_per_day,
-            "days_supply": days_supply,
+            "days_supply": 30,
             "start_date": start_date.isoformat(),
             "end_date": end_date.isoformat() if end_date else None,
-            "dosing_weight_kg": weight_kg,
+            "dosing_weight_kg": None,
             "prescriber_npi": self.prescriber_npi,
-            "dispense_as_written": dispense_as_written,
-            "clinical_justification": clinical_justification,
+            "dispense_as_written": False,
+            "clinical_justification": None,
             "rxnorm_code": None,
-            "ndc": ndc,
+            "ndc": None,
+            **fields,
         }
         self._publish(prescription_id, day, minute)
         return prescription_id
@@ -933,21 +969,21 @@ class _PatientSimulation:
             if self.daw
             else None
         )
-        for component in regimen.components:
+        for c in regimen.components:
             self._new_prescription(
                 regimen.announced,
                 minute,
-                prescription_id=component.prescription_id,
-                ingredient="tacrolimus",
-                start_date=regimen.start_date,
-                strength_mg=component.strength_mg,
-                dose_mg=component.dose_mg,
-                doses_per_day=2,
+                "tacrolimus",
+                regimen.start_date,
+                c.strength_mg,
+                c.dose_mg,
+                2,
+                prescription_id=c.prescription_id,
                 days_supply=self.cadence,
                 dispense_as_written=self.daw,
                 clinical_justification=justification,
-                ndc=component.ndc,
-                weight_kg=regimen.weight_kg,
+                ndc=c.ndc,
+                dosing_weight_kg=regimen.weight_kg,
             )
         if previous is None:
             return
@@ -961,73 +997,31 @@ class _PatientSimulation:
     def _emit_standing_medications(self) -> None:
         """Other immunosuppressants and long-term drugs: none of them trigger a rule."""
         rng, day = self.rng, self.history_start
-        started = self.discharge_date - timedelta(days=1)
+        early = self._early(day)
+        orders: list[tuple[str, float, float, int]] = []  # ingredient, strength, dose, doses per day
         if self.mycophenolate:
             ingredient, dose, _, _ = self.mycophenolate
-            self._new_prescription(
-                day,
-                rng.randint(480, 600),
-                ingredient=ingredient,
-                formulation="IMMEDIATE_RELEASE" if ingredient == "mycophenolate mofetil" else "OTHER",
-                start_date=started,
-                strength_mg=500.0 if dose in (500.0, 1000.0) else (250.0 if dose == 750.0 else 360.0),
-                dose_mg=dose,
-                doses_per_day=2,
-            )
-        if rng.random() < 0.7 or self._early(day):
-            self._new_prescription(
-                day,
-                rng.randint(480, 600),
-                ingredient="prednisone",
-                start_date=started,
-                strength_mg=5.0,
-                dose_mg=20.0 if self._early(day) else 5.0,
-                doses_per_day=1,
-            )
+            capsule = {500.0: 500.0, 1000.0: 500.0, 750.0: 250.0}.get(dose, 360.0)
+            orders.append((ingredient, capsule, dose, 2))
+        if early or rng.random() < 0.7:
+            orders.append(("prednisone", 5.0, 20.0 if early else 5.0, 1))
         if self.organ == "KIDNEY" and rng.random() < 0.04:
-            self._new_prescription(
-                day,
-                rng.randint(480, 600),
-                ingredient="sirolimus",
-                start_date=started,
-                strength_mg=1.0,
-                dose_mg=2.0,
-                doses_per_day=1,
-            )
+            orders.append(("sirolimus", 1.0, 2.0, 1))  # with tacrolimus in a kidney: no rule against it
         if self.organ == "HEART" and rng.random() < 0.15:
+            orders.append(("everolimus", 0.75, 0.75, 2))
+        if rng.random() < 0.06:
+            orders.append(("diltiazem", 120.0, 120.0, 1))  # a moderate CYP3A4 inhibitor, outside the strong list
+        started = self.discharge_date - timedelta(days=1)
+        for ingredient, strength, dose, per_day in orders:
+            delayed = "OTHER" if ingredient == "mycophenolic acid" else "IMMEDIATE_RELEASE"  # delayed-release
             self._new_prescription(
-                day,
-                rng.randint(480, 600),
-                ingredient="everolimus",
-                start_date=started,
-                strength_mg=0.75,
-                dose_mg=0.75,
-                doses_per_day=2,
+                day, rng.randint(480, 600), ingredient, started, strength, dose, per_day, formulation=delayed
             )
-        if rng.random() < 0.06:  # a moderate CYP3A4 inhibitor, outside the strong list
-            self._new_prescription(
-                day,
-                rng.randint(480, 600),
-                ingredient="diltiazem",
-                start_date=started,
-                strength_mg=120.0,
-                dose_mg=120.0,
-                doses_per_day=1,
-            )
-        if self._early(day):
-            for ingredient, strength, per_day in (
-                ("valganciclovir", 450.0, 1),
-                ("sulfamethoxazole-trimethoprim", 800.0, 1),
-            ):
+        if early:  # infection prophylaxis for the first months
+            for ingredient, strength in (("valganciclovir", 450.0), ("sulfamethoxazole-trimethoprim", 800.0)):
+                ends = self.transplant_date + timedelta(days=180)
                 self._new_prescription(
-                    day,
-                    rng.randint(480, 600),
-                    ingredient=ingredient,
-                    start_date=started,
-                    strength_mg=strength,
-                    dose_mg=strength,
-                    doses_per_day=per_day,
-                    end_date=self.transplant_date + timedelta(days=180),
+                    day, rng.randint(480, 600), ingredient, started, strength, strength, 1, end_date=ends
                 )
 
     def _context_day(self, plan: _ClaimPlan, previous_day: date | None) -> date:
@@ -1043,91 +1037,70 @@ class _PatientSimulation:
         minute = rng.randint(420, 600)
         match plan.scenario:
             case "cyclosporine-active":
-                if plan.variant < 3:  # eye drops: cyclosporine, but justified
+                recorded = self._context_day(plan, previous_day)
+                if plan.variant < 3:  # eye drops: cyclosporine, but justified (INFO only)
+                    since = day - timedelta(days=rng.randint(30, 400))
                     self._new_prescription(
-                        self._context_day(plan, previous_day),
+                        recorded,
                         minute,
-                        ingredient="cyclosporine",
+                        "cyclosporine",
+                        since,
+                        None,
+                        None,
+                        2,
                         formulation="OTHER",
                         route="OTHER",
-                        start_date=day - timedelta(days=rng.randint(30, 400)),
-                        strength_mg=None,
-                        dose_mg=None,
-                        doses_per_day=2,
                         clinical_justification="Ophthalmic emulsion 0.05% for dry eye; negligible systemic exposure.",
                     )
-                else:  # the pre-conversion order was never closed
-                    self._new_prescription(
-                        self._context_day(plan, previous_day),
-                        minute,
-                        ingredient="cyclosporine",
-                        start_date=self.discharge_date,
-                        strength_mg=100.0,
-                        dose_mg=150.0,
-                        doses_per_day=2,
-                    )
+                else:  # the order from before the switch to tacrolimus was never closed
+                    self._new_prescription(recorded, minute, "cyclosporine", self.discharge_date, 100.0, 150.0, 2)
             case "er-tacrolimus-active":
                 assert plan.anchor is not None
                 justification = (
                     "IR-to-Envarsus XR conversion under transplant team supervision." if plan.variant < 2 else None
                 )
-                lookalikes = self.catalog.lookalikes
-                ndc = lookalikes[1.0][0] if 1.0 in lookalikes else None
+                ndc = self.catalog.lookalikes.get(1.0, (None,))[0]
+                once_daily = float(max(1, round(plan.regimen.daily_dose_mg * 0.7)))  # ER conversion factor
                 self._new_prescription(
                     plan.anchor - timedelta(days=1),
                     minute,
-                    ingredient="tacrolimus",
+                    "tacrolimus",
+                    plan.anchor,
+                    1.0,
+                    once_daily,
+                    1,
                     formulation="EXTENDED_RELEASE",
-                    start_date=plan.anchor,
-                    strength_mg=1.0,
-                    dose_mg=float(max(1, round(plan.regimen.daily_dose_mg * 0.7))),
-                    doses_per_day=1,
                     clinical_justification=justification,
                     ndc=ndc,
                 )
             case "sirolimus-liver-heart":
                 assert plan.anchor is not None
-                self._new_prescription(
-                    plan.anchor - timedelta(days=1),
-                    minute,
-                    ingredient="sirolimus",
-                    start_date=plan.anchor,
-                    strength_mg=1.0,
-                    dose_mg=2.0,
-                    doses_per_day=1,
-                )
+                self._new_prescription(plan.anchor - timedelta(days=1), minute, "sirolimus", plan.anchor, 1.0, 2.0, 1)
             case "inhibitor-without-level" | "inhibitor-with-level":
                 assert plan.anchor is not None
                 ingredient, course = rng.choice(_INTERACTING_COURSES)
+                ends = plan.anchor + timedelta(days=course)
                 self._new_prescription(
                     plan.anchor - timedelta(days=1),
                     minute,
-                    ingredient=ingredient,
-                    start_date=plan.anchor,
-                    strength_mg=None,
-                    dose_mg=None,
-                    doses_per_day=2,
+                    ingredient,
+                    plan.anchor,
+                    None,
+                    None,
+                    2,
                     days_supply=min(course, 30),
-                    end_date=plan.anchor + timedelta(days=course),
+                    end_date=ends,
                 )
             case "lapsed-prescription":
                 assert plan.anchor is not None
                 for component in plan.regimen.components:
-                    self._publish(
-                        component.prescription_id,
-                        plan.anchor,
-                        minute,
-                        status="COMPLETED",
-                        end_date=plan.anchor.isoformat(),
-                    )
+                    ended = plan.anchor.isoformat()
+                    self._publish(component.prescription_id, plan.anchor, minute, status="COMPLETED", end_date=ended)
             case "weight-slip":  # 82 kg keyed as 8.2 kg on a re-signed order
+                slipped = round(plan.regimen.weight_kg / 10, 1)
+                recorded = self._context_day(plan, previous_day)
                 for component in plan.regimen.components:
-                    self._publish(
-                        component.prescription_id,
-                        self._context_day(plan, previous_day),
-                        minute,
-                        dosing_weight_kg=round(plan.regimen.weight_kg / 10, 1),
-                    )
+                    self._publish(component.prescription_id, recorded, minute, dosing_weight_kg=slipped)
 
     def _emit_context_after(self, plan: _ClaimPlan, claim_time: int) -> None:
         """Clean-up a pharmacist or clinician would do after the claim (so later claims are clean)."""
@@ -1164,23 +1137,23 @@ class _PatientSimulation:
             match plan.scenario:
                 case "trough-gap" | "renal-gap" | "hepatic-gap":
                     assert anchor is not None
-                    group = plan.scenario.split("-")[0]
+                    group = SCENARIOS[plan.scenario].lab_group or ""
                     suppressed.append((group, anchor + timedelta(days=1), day))
-                    draws += [_Draw(anchor, every_group, baseline=False), _Draw(recheck, every_group, baseline=False)]
+                    draws += [_Draw(anchor, (group,), baseline=False), _Draw(recheck, (group,), baseline=False)]
                 case "trough-out-of-range":
                     assert anchor is not None
                     suppressed.append(("trough", anchor, day))
                     draws += [
-                        _Draw(anchor, every_group, False, trough=self._trough_outside(anchor)),
-                        _Draw(recheck, every_group, False),
+                        _Draw(anchor, ("trough",), False, trough=self._trough_outside(anchor)),
+                        _Draw(recheck, ("trough",), False),
                     ]
                 case "renal-decline":
                     assert anchor is not None
                     suppressed.append(("renal", anchor, day))
                     factor = rng.uniform(1.75, 2.3)
                     draws += [
-                        _Draw(anchor, every_group, False, creatinine_factor=factor),
-                        _Draw(recheck, every_group, False),
+                        _Draw(anchor, ("renal",), False, creatinine_factor=factor),
+                        _Draw(recheck, ("renal",), False),
                     ]
                 case "inhibitor-without-level":
                     assert anchor is not None
@@ -1211,52 +1184,55 @@ class _PatientSimulation:
         return round(self.rng.uniform(low, high), 1)
 
     def _trough_outside(self, day: date) -> float:
-        early, later = _TROUGH_TARGET.get(self.organ, _DEFAULT_TROUGH_TARGET)
-        low, high = early if self._early(day) else later
+        low, high = self.catalog.trough_targets.trough_range(self.organ, self._early(day))
         if self.rng.random() < 0.5:
             return round(max(1.0, low - self.rng.uniform(0.6, 2.5)), 1)
         return round(high + self.rng.uniform(1.0, 8.0), 1)
 
     def _emit_draw(self, draw: _Draw, suppressed: list[tuple[str, date, date]]) -> None:
-        rng = self.rng
+        rng, day = self.rng, draw.day
         minute = rng.randint(420, 660)
-        delay = rng.randint(150, 420)
+        effective = _minutes(day, minute)[1]
+        recorded = minute + rng.randint(150, 420)
         for group in draw.groups:
             if group == "trough":
-                value = draw.trough if draw.trough is not None else self._trough_usual(draw.day)
-                cancelled = draw.baseline and rng.random() < 0.02
-                self._emit_result(draw, minute, delay, self.trough_code, value, draw.baseline, cancelled)
-                if cancelled:  # clotted specimen: redrawn a day or two later
-                    redraw = draw.day + timedelta(days=rng.randint(1, 2))
+                value = draw.trough if draw.trough is not None else self._trough_usual(day)
+                # a clotted specimen: cancelled, redrawn a day or two later (never the first draw: no level before it)
+                if draw.baseline and day > self.history_start and rng.random() < 0.02:
+                    self._emit_result(day, effective, recorded, self.trough_code, None, "CANCELLED")
+                    redraw = day + timedelta(days=rng.randint(1, 2))
                     if not any(g == "trough" and lo <= redraw <= hi for g, lo, hi in suppressed):
-                        redrawn = _Draw(redraw, ("trough",), baseline=False)
-                        self._emit_result(redrawn, minute, delay, self.trough_code, self._trough_usual(redraw), False)
+                        again = _minutes(redraw, minute)[1]
+                        self._emit_result(redraw, again, recorded, self.trough_code, self._trough_usual(redraw))
+                else:
+                    self._emit_result(day, effective, recorded, self.trough_code, value, variants=draw.baseline)
             elif group == "renal":
                 factor = draw.creatinine_factor or rng.uniform(0.93, 1.07)
                 creatinine = round(self.creatinine_base * factor, 2)
-                self._emit_result(draw, minute, delay, _CREATININE, creatinine, draw.baseline)
-                egfr = float(_egfr(creatinine, self.age, self.female))
-                self._emit_result(draw, minute, delay, self.egfr_code, egfr, False)
-                if rng.random() < 0.2:
-                    self._emit_result(draw, minute, delay, _POTASSIUM, round(rng.uniform(3.6, 5.1), 1), False)
+                self._emit_result(day, effective, recorded, _CREATININE, creatinine, variants=draw.baseline)
+                egfr = _egfr(creatinine, self.age, self.female)
+                self._emit_result(day, effective, recorded, self.egfr_code, egfr)
+                if rng.random() < 0.1:
+                    self._emit_result(day, effective, recorded, _POTASSIUM, round(rng.uniform(3.6, 5.1), 1))
             else:
                 for loinc, display, unit, low, high, decimals in _HEPATIC:
-                    value = round(rng.uniform(low, high), decimals)
-                    self._emit_result(draw, minute, delay, (loinc, display, unit), float(value), False)
+                    value = float(round(rng.uniform(low, high), decimals))
+                    self._emit_result(day, effective, recorded, (loinc, display, unit), value)
 
     def _emit_result(
         self,
-        draw: _Draw,
-        minute: int,
-        delay: int,
+        day: date,
+        effective: str,
+        recorded: int,
         code: tuple[str, str, str],
-        value: float,
-        variants: bool,
-        cancelled: bool = False,
+        value: float | None,
+        status: str = "FINAL",
+        *,
+        variants: bool = False,
     ) -> None:
+        """One result; baseline troughs and creatinines are sometimes preliminary first or corrected later."""
         rng = self.rng
         loinc, display, unit = code
-        effective = _minutes(draw.day, minute)[1]
         record = {
             "event_id": None,
             "event_time": None,
@@ -1267,26 +1243,19 @@ class _PatientSimulation:
             "value": value,
             "unit": unit,
             "effective_time": effective,
-            "status": "FINAL",
+            "status": status,
         }
-        if cancelled:
-            self._emit("lab", draw.day, minute + delay, {**record, "value": None, "status": "CANCELLED"})
-            return
         variant = rng.random() if variants else 1.0
-        if variant < 0.08:  # preliminary first, final later (the value may be refined)
-            self._emit("lab", draw.day, minute + rng.randint(60, 120), {**record, "status": "PRELIMINARY"})
-            self._emit("lab", draw.day, minute + rng.randint(360, 1800), record)
-        elif variant < 0.11 and loinc in (_TROUGH[0], _TROUGH_BY_NAME[0]):
-            self._emit("lab", draw.day, minute + delay, record)
-            corrected = self._trough_usual(draw.day)  # a transcription fix, still a usual value
-            self._emit(
-                "lab",
-                draw.day,
-                minute + delay + rng.randint(1, 4) * 1440,
-                {**record, "value": corrected, "status": "CORRECTED"},
-            )
+        if variant < 0.08:  # preliminary first, final later
+            self._emit("lab", day, recorded - rng.randint(30, 90), {**record, "status": "PRELIMINARY"})
+            self._emit("lab", day, recorded + rng.randint(240, 1400), record)
+        elif variant < 0.11 and code is self.trough_code:
+            self._emit("lab", day, recorded, record)
+            corrected = self._trough_usual(day)  # a transcription fix, still a usual value
+            later = recorded + rng.randint(1, 4) * 1440
+            self._emit("lab", day, later, {**record, "value": corrected, "status": "CORRECTED"})
         else:
-            self._emit("lab", draw.day, minute + delay, record)
+            self._emit("lab", day, recorded, record)
 
     # --- claims ---------------------------------------------------------------------------------------
 
@@ -1419,7 +1388,7 @@ class _PatientSimulation:
                     claim["transplant"] = None
                 else:
                     transplant["transplant_date"] = None
-                if plan.variant >= 7:  # some billers drop KX with the date, most keep it
+                if plan.variant == 9:  # a few billers drop KX with the date, most keep it
                     for each in j7507:
                         each["modifiers"] = [modifier for modifier in each["modifiers"] if modifier != "KX"]
             case "transplant-date-typo":  # the refill date keyed as the transplant date
@@ -1510,8 +1479,9 @@ class _PatientSimulation:
         if copy_of is not None:
             claim["lines"] = [{**line, "modifiers": list(line["modifiers"])} for line in copy_of["lines"]]
             rules |= {"duplicate-line"}
-        for line in claim["lines"]:
-            line["charge_amount"] = f"{float(line['charge_amount']) * charge_factor:.2f}"
+        if charge_factor != 1.0:
+            for line in claim["lines"]:
+                line["charge_amount"] = f"{float(line['charge_amount']) * charge_factor:.2f}"
         self.claim_units[claim_id] = sum(line["units"] for line in claim["lines"] if line["hcpcs_code"] == "J7507")
         if rules:
             self.planted[(claim_id, version)] = rules
@@ -1525,5 +1495,7 @@ class _PatientSimulation:
         problem = SCENARIOS.get(scenario or "")
         if problem is not None and problem.fixable and rng.random() < 0.3:
             self._emit_claim(plan, claim_id, 2, later, None)
-        elif (problem is None and rng.random() < 0.015) or (problem is not None and problem.lab and rng.random() < 0.1):
+        elif (problem is None and rng.random() < 0.015) or (
+            problem is not None and problem.lab_group and rng.random() < 0.1
+        ):
             self._emit_claim(plan, claim_id, 2, later, scenario, charge_factor=1.04)

@@ -191,27 +191,35 @@ def duplicate_line(facts: LineFacts) -> Hit | None:
     """
     if facts.ndc is None:
         return None
-    for line in facts.earlier_lines_of_claim:
-        if line.ndc and normalize_ndc(line.ndc) == facts.ndc and line.date_of_service == facts.dos:
-            return Hit(
-                message=f"Line {line.line_number} of this claim already bills NDC {facts.ndc} on {facts.dos}.",
-                evidence={"ndc": facts.ndc, "date_of_service": facts.dos, "duplicate_of_line": line.line_number},
-                fix="Remove the duplicate line, or combine the quantities on one line.",
-            )
-    for prior in facts.claim_facts.prior_lines:
-        if prior.line.ndc and normalize_ndc(prior.line.ndc) == facts.ndc and prior.line.date_of_service == facts.dos:
-            return Hit(
-                message=f"Claim {prior.claim_id} already billed NDC {facts.ndc} on {facts.dos}.",
-                evidence={
-                    "ndc": facts.ndc,
-                    "date_of_service": facts.dos,
-                    "duplicate_of_claim": prior.claim_id,
-                    "duplicate_of_claim_version": prior.claim_version,
-                    "duplicate_of_line": prior.line.line_number,
-                },
-                fix="If this replaces the earlier claim, resubmit it as a new version of that claim; else drop it.",
-            )
-    return None
+    same_claim = [
+        line.line_number
+        for line in facts.earlier_lines_of_claim
+        if line.ndc and normalize_ndc(line.ndc) == facts.ndc and line.date_of_service == facts.dos
+    ]
+    prior_claims = [
+        prior
+        for prior in facts.claim_facts.prior_lines
+        if prior.line.ndc and normalize_ndc(prior.line.ndc) == facts.ndc and prior.line.date_of_service == facts.dos
+    ]
+    if not same_claim and not prior_claims:
+        return None
+    where = [f"line {number} of this claim" for number in same_claim]
+    where += [f"claim {prior.claim_id} (version {prior.claim_version})" for prior in prior_claims]
+    return Hit(
+        message=f"NDC {facts.ndc} on {facts.dos} is already billed on {', '.join(where)}.",
+        evidence={
+            "ndc": facts.ndc,
+            "date_of_service": facts.dos,
+            "duplicate_of_lines": same_claim,
+            "duplicate_of_claims": [prior.claim_id for prior in prior_claims],
+            "duplicate_of_claim_versions": [prior.claim_version for prior in prior_claims],
+        },
+        fix=(
+            "Remove the duplicate line, or combine the quantities on one line."
+            if same_claim
+            else "If this replaces the earlier claim, resubmit it as a new version of that claim; else drop it."
+        ),
+    )
 
 
 @rule(

@@ -196,6 +196,8 @@ def esrd_coverage_end(transplant_date: date) -> date:
     """The last day of the 36th month after the transplant month (2022-05-10 -> 2025-05-31)."""
     month_index = transplant_date.year * 12 + (transplant_date.month - 1) + ESRD_COVERAGE_MONTHS
     year, month = divmod(month_index, 12)
+    if year > date.max.year:  # coverage that ends after the calendar does, never ends
+        return date.max
     return date(year, month + 1, calendar.monthrange(year, month + 1)[1])
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import cached_property
 
 from worker.context import PatientContext
 from worker.events import Claim, ClaimLine, LabResult, Prescription
+from worker.lazy import lazy
 from worker.reference import NdcProduct, ReferenceData, normalize_drug, normalize_ndc
 from worker.rules.packs import PackSettings, normalize_diagnosis
 
@@ -33,19 +33,19 @@ class ClaimFacts:
         self.settings = settings
         self.reference = reference
 
-    @cached_property
+    @lazy
     def j7507_lines(self) -> tuple[ClaimLine, ...]:
         return self.claim.j7507_lines
 
-    @cached_property
+    @lazy
     def prescriptions(self) -> list[Prescription]:
         return self.context.prescriptions
 
-    @cached_property
+    @lazy
     def counted_labs(self) -> list[LabResult]:
         return self.context.counted_labs()
 
-    @cached_property
+    @lazy
     def labs_by_group(self) -> dict[str, list[LabResult]]:
         """Counted labs per LOINC rule group (tacrolimus_level, creatinine, egfr, hepatic), oldest first."""
         group_of = self.reference.group_of_loinc
@@ -56,7 +56,7 @@ class ClaimFacts:
                 grouped.setdefault(group, []).append(lab)
         return grouped
 
-    @cached_property
+    @lazy
     def prior_lines(self) -> list[PriorLine]:
         """J7507 lines of the highest version of each other claim; this claim's own versions never count."""
         return [
@@ -67,7 +67,7 @@ class ClaimFacts:
             if line.is_j7507
         ]
 
-    @cached_property
+    @lazy
     def diagnosis_codes(self) -> tuple[str, ...]:
         return tuple(normalize_diagnosis(code) for code in self.claim.diagnosis_codes)
 
@@ -97,12 +97,12 @@ class LineFacts:
 
     # --- the product billed ---------------------------------------------------------------------
 
-    @cached_property
+    @lazy
     def ndc(self) -> str | None:
         """The line's NDC, dashes removed; None when absent or blank."""
         return normalize_ndc(self.line.ndc) if self.line.ndc and self.line.ndc.strip() else None
 
-    @cached_property
+    @lazy
     def product(self) -> NdcProduct | None:
         """The crosswalk row of the line's NDC."""
         return self.reference.product(self.ndc)
@@ -111,13 +111,13 @@ class LineFacts:
     def ndc_strength(self) -> float | None:
         return self.product.strength_mg if self.product else None
 
-    @cached_property
+    @lazy
     def modifiers(self) -> tuple[str, ...]:
         return tuple(modifier.strip().upper() for modifier in self.line.modifiers if modifier.strip())
 
     # --- prescriptions --------------------------------------------------------------------------
 
-    @cached_property
+    @lazy
     def active_prescriptions(self) -> list[Prescription]:
         return [rx for rx in self.claim_facts.prescriptions if rx.active_on(self.dos)]
 
@@ -125,14 +125,14 @@ class LineFacts:
         wanted = {normalize_drug(name) for name in names}
         return [rx for rx in self.active_prescriptions if rx.ingredient_key in wanted]
 
-    @cached_property
+    @lazy
     def named_prescription(self) -> Prescription | None:
         """The prescription the line names, whatever its status (None when unknown or not named)."""
         if not self.line.prescription_id:
             return None
         return self.claim_facts.context.prescription(self.line.prescription_id)
 
-    @cached_property
+    @lazy
     def matched_prescription(self) -> Prescription | None:
         """rules.md "matched prescription": the named one (no fallback if unknown), else the
         tacrolimus IMMEDIATE_RELEASE ORAL prescription active on DOS with the latest start_date
@@ -145,14 +145,14 @@ class LineFacts:
         # max() keeps the first of equal keys; reversing makes the last-recorded win ties.
         return max(reversed(candidates), key=lambda rx: rx.start_date)
 
-    @cached_property
+    @lazy
     def days_supply(self) -> int | None:
         """The line's days supply, else the matched prescription's."""
         if self.line.days_supply is not None:
             return self.line.days_supply
         return self.matched_prescription.days_supply if self.matched_prescription else None
 
-    @cached_property
+    @lazy
     def expected_units(self) -> float | None:
         """Matched dose_mg × doses_per_day × days supply (1 unit = 1 mg); None when any is missing."""
         rx = self.matched_prescription
@@ -162,7 +162,7 @@ class LineFacts:
 
     # --- labs -----------------------------------------------------------------------------------
 
-    @cached_property
+    @lazy
     def window_start(self) -> date:
         try:
             return self.dos - timedelta(days=self.settings.lab_lookback_days)
@@ -178,7 +178,7 @@ class LineFacts:
 
     # --- history --------------------------------------------------------------------------------
 
-    @cached_property
+    @lazy
     def earlier_lines_of_claim(self) -> list[ClaimLine]:
         return [line for line in self.claim_facts.j7507_lines if line.line_number < self.line.line_number]
 

@@ -51,7 +51,7 @@ def trough_out_of_range(facts: LineFacts) -> Hit | None:
     assert newest.value is not None  # counted labs have a value
     transplant_date = facts.claim_facts.transplant_date
     lab_date = effective_date(newest)
-    early = transplant_date is not None and lab_date < transplant_date + EARLY_PERIOD
+    early = transplant_date is not None and (lab_date - transplant_date) < EARLY_PERIOD
     organ = facts.claim_facts.organ
     low, high = facts.settings.trough_range(organ, early)
     if low <= newest.value <= high:
@@ -97,7 +97,8 @@ CREATININE_RISE = 1.5
 def renal_function_declining(facts: LineFacts) -> Hit | None:
     """Newest eGFR in the window < 30, or newest creatinine ≥ 1.5 × the lowest creatinine in the window.
 
-    Both use counted labs in the window; the creatinine check needs a positive lowest value.
+    Both use counted labs in the window, compared exactly as written: a creatinine of 0 (bad data)
+    makes any later value "≥ 1.5 × the lowest" and holds the claim for a person to check.
     Evidence carries every comparison that fired.
     """
     evidence: dict[str, object] = {}
@@ -110,9 +111,11 @@ def renal_function_declining(facts: LineFacts) -> Hit | None:
     if creatinine:
         newest = creatinine[-1].value
         lowest = min(lab.value for lab in creatinine if lab.value is not None)
-        if newest is not None and lowest > 0 and newest >= CREATININE_RISE * lowest:
-            evidence |= {"creatinine": newest, "lowest_creatinine": lowest, "ratio": round(newest / lowest, 2)}
-            reasons.append(f"creatinine {newest:g} is {newest / lowest:.1f}× the lowest in the window ({lowest:g})")
+        if newest is not None and newest >= CREATININE_RISE * lowest:
+            evidence |= {"creatinine": newest, "lowest_creatinine": lowest}
+            reasons.append(
+                f"creatinine {newest:g} is at least {CREATININE_RISE:g}× the lowest in the window ({lowest:g})"
+            )
     if not reasons:
         return None
     return Hit(

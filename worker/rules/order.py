@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from worker.rules.facts import LineFacts, PriorLine, is_tacrolimus_ir_oral
 from worker.rules.registry import Hit, rule
 
@@ -109,7 +107,7 @@ def quantity_exceeds_prescription(facts: LineFacts) -> Hit | None:
     these is missing.
     """
     expected = facts.expected_units
-    if expected is None or facts.line.units <= expected * (1 + facts.settings.quantity_tolerance):
+    if expected is None or not facts.line.units > expected * (1 + facts.settings.quantity_tolerance):
         return None
     return Hit(
         message=f"Billed {facts.line.units:g} mg but the prescription supports {expected:g} mg for the supply.",
@@ -133,7 +131,7 @@ def quantity_below_prescription(facts: LineFacts) -> Hit | None:
     partial fill that needs its days supply corrected.
     """
     expected = facts.expected_units
-    if expected is None or facts.line.units >= expected * (1 - facts.settings.quantity_tolerance):
+    if expected is None or not facts.line.units < expected * (1 - facts.settings.quantity_tolerance):
         return None
     return Hit(
         message=f"Billed {facts.line.units:g} mg but the prescription calls for {expected:g} mg for the supply.",
@@ -154,30 +152,34 @@ def early_refill(facts: LineFacts) -> Hit | None:
 
     For each prior line with a days_supply and a DOS before this DOS: days remaining = prior DOS +
     prior days_supply − DOS; fires when that is > refill_window_days. Same-day prior lines are
-    `duplicate-line`'s case. Evidence names the prior line with the most days remaining.
+    `duplicate-line`'s case. The message and the `prior_*` evidence describe the prior line with the
+    most days remaining; `prior_claim_ids` lists every offending one.
     """
-    worst: tuple[int, PriorLine] | None = None
+    early: list[tuple[int, PriorLine]] = []
     for prior in facts.claim_facts.prior_lines:
         line = prior.line
         if line.days_supply is None or line.date_of_service >= facts.dos:
             continue
-        remaining = (line.date_of_service + timedelta(days=line.days_supply) - facts.dos).days
-        if remaining > facts.settings.refill_window_days and (worst is None or remaining > worst[0]):
-            worst = (remaining, prior)
-    if worst is None:
+        remaining = (line.date_of_service - facts.dos).days + line.days_supply
+        if remaining > facts.settings.refill_window_days:
+            early.append((remaining, prior))
+    if not early:
         return None
-    remaining, prior = worst
+    early.sort(key=lambda item: -item[0])
+    remaining, prior = early[0]
     return Hit(
         message=(
             f"Refill on {facts.dos} is {remaining} days before the supply from claim {prior.claim_id} "
             f"({prior.line.date_of_service}, {prior.line.days_supply} days) runs out; the window is "
             f"{facts.settings.refill_window_days} days."
+            + (f" {len(early) - 1} other earlier supply(ies) also still run." if len(early) > 1 else "")
         ),
         evidence={
             "prior_claim_id": prior.claim_id,
             "prior_date_of_service": prior.line.date_of_service,
             "prior_days_supply": prior.line.days_supply,
             "days_remaining": remaining,
+            "prior_claim_ids": [item.claim_id for _, item in early],
             "refill_window_days": facts.settings.refill_window_days,
         },
         fix="Deliver no sooner than the refill window allows, or document why the earlier supply was lost or changed.",
@@ -208,7 +210,7 @@ def dose_above_weight_norm(facts: LineFacts) -> Hit | None:
     ):
         return None
     per_kg = rx.dose_mg * rx.doses_per_day / rx.dosing_weight_kg
-    if per_kg <= facts.settings.max_mg_per_kg_day:
+    if not per_kg > facts.settings.max_mg_per_kg_day:  # as written: NaN is not above the norm
         return None
     return Hit(
         message=(

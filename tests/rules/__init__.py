@@ -1,0 +1,1 @@
+"""Rule tables: one test module per rule family, cases written against rules.md."""
