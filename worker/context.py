@@ -10,12 +10,14 @@ Of several versions of one prior claim only the highest `claim_version` is kept.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import count
 from typing import Generic, TypeVar
 
-from worker.events import Claim, LabResult, Prescription
+from worker.events import Claim, ClaimLine, LabResult, Prescription
+from worker.reference import normalize_ndc
 
 T = TypeVar("T", Prescription, LabResult)
 
@@ -47,22 +49,80 @@ class _Changelog(Generic[T]):
 
 
 class ClinicalRecord:
-    """One patient's prescriptions and lab results (from the two context topics)."""
+    """One patient's prescriptions and lab results (from the two context topics).
 
-    __slots__ = ("labs", "prescriptions")
+    The ordered views the rules read are cached until the next change: in the stream a patient's
+    record changes far less often than it is read (every claim of the patient reads it).
+    """
+
+    __slots__ = ("_counted_labs", "_labs_by_group", "_prescriptions_in_order", "labs", "prescriptions")
 
     def __init__(self) -> None:
         self.prescriptions: _Changelog[Prescription] = _Changelog()
         self.labs: _Changelog[LabResult] = _Changelog()
+        self._counted_labs: list[LabResult] | None = None
+        self._labs_by_group: tuple[Mapping[str, str], dict[str, list[LabResult]]] | None = None
+        self._prescriptions_in_order: list[Prescription] | None = None
+
+    def add_prescription(self, prescription: Prescription) -> int:
+        self._prescriptions_in_order = None
+        return self.prescriptions.add(prescription.prescription_id, prescription)
+
+    def add_lab(self, lab: LabResult) -> int:
+        self._counted_labs = None
+        self._labs_by_group = None
+        return self.labs.add(lab.observation_id, lab)
+
+    def prescriptions_in_order(self) -> list[Prescription]:
+        """Newest event per prescription, in the order they were recorded (last recorded last)."""
+        if self._prescriptions_in_order is None:
+            entries = sorted(self.prescriptions.entries.values(), key=lambda entry: entry[0])
+            self._prescriptions_in_order = [prescription for _, prescription in entries]
+        return self._prescriptions_in_order
+
+    def counted_labs(self) -> list[LabResult]:
+        """Counted labs (final, corrected, amended, with a value), oldest first.
+
+        Order: effective time, then arrival, so the last of two labs at the same time is the newer.
+        """
+        if self._counted_labs is None:
+            counted = [entry for entry in self.labs.entries.values() if entry[1].counted]
+            counted.sort(key=lambda entry: (entry[1].effective_time, entry[0]))
+            self._counted_labs = [lab for _, lab in counted]
+        return self._counted_labs
+
+    def counted_labs_by_group(self, group_of: Mapping[str, str]) -> dict[str, list[LabResult]]:
+        """Counted labs per LOINC rule group (`group_of`: LOINC code -> group), oldest first."""
+        cached = self._labs_by_group
+        if cached is not None and cached[0] is group_of:
+            return cached[1]
+        grouped: dict[str, list[LabResult]] = {}
+        for lab in self.counted_labs():
+            group = group_of.get(lab.loinc_code)
+            if group is not None:
+                grouped.setdefault(group, []).append(lab)
+        self._labs_by_group = (group_of, grouped)
+        return grouped
+
+
+@dataclass(frozen=True, slots=True)
+class PriorLine:
+    """A J7507 line of an earlier claim, with its NDC in the crosswalk's form."""
+
+    claim_id: str
+    claim_version: int
+    line: ClaimLine
+    ndc: str | None
 
 
 class ClaimHistory:
     """One patient's earlier claims, highest version of each (from the claims topic)."""
 
-    __slots__ = ("claims",)
+    __slots__ = ("_j7507_lines", "claims")
 
     def __init__(self) -> None:
         self.claims: dict[str, Claim] = {}
+        self._j7507_lines: list[PriorLine] | None = None
 
     def add(self, claim: Claim) -> int:
         """Keep the highest version of each claim; returns 1 when the claim id is new."""
@@ -70,7 +130,19 @@ class ClaimHistory:
         if current is not None and current.claim_version > claim.claim_version:
             return 0
         self.claims[claim.claim_id] = claim
+        self._j7507_lines = None
         return 0 if current is not None else 1
+
+    def j7507_lines(self) -> list[PriorLine]:
+        """The J7507 lines of every claim held (cached until the next claim arrives)."""
+        if self._j7507_lines is None:
+            self._j7507_lines = [
+                PriorLine(claim.claim_id, claim.claim_version, line, normalize_ndc(line.ndc) if line.ndc else None)
+                for claim in self.claims.values()
+                for line in claim.lines
+                if line.is_j7507
+            ]
+        return self._j7507_lines
 
 
 _EMPTY_CLINICAL = ClinicalRecord()
@@ -92,35 +164,31 @@ class PatientContext:
     ) -> PatientContext:
         context = cls()
         for prescription in prescriptions:
-            context.clinical.prescriptions.add(prescription.prescription_id, prescription)
+            context.clinical.add_prescription(prescription)
         for lab in labs:
-            context.clinical.labs.add(lab.observation_id, lab)
+            context.clinical.add_lab(lab)
         for claim in prior_claims:
             context.history.add(claim)
         return context
 
     @property
     def prescriptions(self) -> list[Prescription]:
-        """Newest event per prescription, in the order they were recorded (last recorded last)."""
-        entries = sorted(self.clinical.prescriptions.entries.values(), key=lambda entry: entry[0])
-        return [prescription for _, prescription in entries]
+        return self.clinical.prescriptions_in_order()
 
     def prescription(self, prescription_id: str) -> Prescription | None:
         entry = self.clinical.prescriptions.entries.get(prescription_id)
         return None if entry is None else entry[1]
 
     def counted_labs(self) -> list[LabResult]:
-        """Counted labs (final, corrected, amended, with a value), oldest first.
-
-        Order: effective time, then arrival, so the last of two labs at the same time is the newer.
-        """
-        counted = [entry for entry in self.clinical.labs.entries.values() if entry[1].counted]
-        counted.sort(key=lambda entry: (entry[1].effective_time, entry[0]))
-        return [lab for _, lab in counted]
+        return self.clinical.counted_labs()
 
     @property
     def prior_claims(self) -> list[Claim]:
         return list(self.history.claims.values())
+
+    def prior_lines(self, excluding_claim_id: str) -> list[PriorLine]:
+        """J7507 lines of the patient's other claims (highest version of each)."""
+        return [prior for prior in self.history.j7507_lines() if prior.claim_id != excluding_claim_id]
 
 
 class ContextStore:
@@ -154,11 +222,11 @@ class ContextStore:
 
     def add_prescription(self, partition: int, prescription: Prescription) -> None:
         record = self._clinical_record(partition, prescription.patient_id)
-        self.sizes["prescriptions"] += record.prescriptions.add(prescription.prescription_id, prescription)
+        self.sizes["prescriptions"] += record.add_prescription(prescription)
 
     def add_lab(self, partition: int, lab: LabResult) -> None:
         record = self._clinical_record(partition, lab.patient_id)
-        self.sizes["labs"] += record.labs.add(lab.observation_id, lab)
+        self.sizes["labs"] += record.add_lab(lab)
 
     def add_claim(self, partition: int, claim: Claim) -> None:
         bucket = self._history.setdefault(partition, {})

@@ -199,7 +199,7 @@ def duplicate_line(facts: LineFacts) -> Hit | None:
     prior_claims = [
         prior
         for prior in facts.claim_facts.prior_lines
-        if prior.line.ndc and normalize_ndc(prior.line.ndc) == facts.ndc and prior.line.date_of_service == facts.dos
+        if prior.ndc == facts.ndc and prior.line.date_of_service == facts.dos
     ]
     if not same_claim and not prior_claims:
         return None

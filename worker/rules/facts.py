@@ -5,23 +5,17 @@ Definitions follow the "Terms used" section of rules.md; each property's docstri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, timedelta
 
-from worker.context import PatientContext
+from worker.context import PatientContext, PriorLine
+
+__all__ = ["ClaimFacts", "LineFacts", "PriorLine", "effective_date", "is_tacrolimus_ir_oral"]
 from worker.events import Claim, ClaimLine, LabResult, Prescription
 from worker.lazy import lazy
 from worker.reference import NdcProduct, ReferenceData, normalize_drug, normalize_ndc
 from worker.rules.packs import PackSettings, normalize_diagnosis
 
 TACROLIMUS = "tacrolimus"
-
-
-@dataclass(frozen=True, slots=True)
-class PriorLine:
-    claim_id: str
-    claim_version: int
-    line: ClaimLine
 
 
 class ClaimFacts:
@@ -48,24 +42,12 @@ class ClaimFacts:
     @lazy
     def labs_by_group(self) -> dict[str, list[LabResult]]:
         """Counted labs per LOINC rule group (tacrolimus_level, creatinine, egfr, hepatic), oldest first."""
-        group_of = self.reference.group_of_loinc
-        grouped: dict[str, list[LabResult]] = {}
-        for lab in self.counted_labs:
-            group = group_of.get(lab.loinc_code)
-            if group is not None:
-                grouped.setdefault(group, []).append(lab)
-        return grouped
+        return self.context.clinical.counted_labs_by_group(self.reference.group_of_loinc)
 
     @lazy
     def prior_lines(self) -> list[PriorLine]:
         """J7507 lines of the highest version of each other claim; this claim's own versions never count."""
-        return [
-            PriorLine(prior.claim_id, prior.claim_version, line)
-            for prior in self.context.prior_claims
-            if prior.claim_id != self.claim.claim_id
-            for line in prior.lines
-            if line.is_j7507
-        ]
+        return self.context.prior_lines(self.claim.claim_id)
 
     @lazy
     def diagnosis_codes(self) -> tuple[str, ...]:
