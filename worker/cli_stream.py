@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +50,8 @@ def run_stream_command(args: argparse.Namespace) -> int:
 
         app = build_app(settings_from(args))
         app.worker.install_signal_handlers()
+        # `kill -USR1 <pid>` prints every thread's stack to stderr: how to see where a stuck pod is.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         try:
             app.worker.run()
         finally:
