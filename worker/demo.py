@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
@@ -31,6 +31,9 @@ DEMO_PAYER_CONFIG = Path(__file__).parent / "demo_payers"
 # A finished demo waits this long for a straggler before reporting claims as undecided.
 DEMO_TIMEOUT_S = 600.0
 PROGRESS_EVERY_S = 1.0
+# Claims per production wave: small enough that context recorded after a claim is rarely produced
+# before it is decided, large enough that the worker still works in full batches.
+WAVE_CLAIMS = 250
 
 
 @dataclass
@@ -61,8 +64,19 @@ def _broker(args: argparse.Namespace, out: TextIO) -> Iterator[str]:
         yield broker.bootstrap_servers
 
 
-def produce(dataset: SyntheticDataset, settings: Settings) -> int:
-    """Produce the synthetic events in order (context before the claims that rely on it)."""
+def produce(
+    dataset: SyntheticDataset,
+    settings: Settings,
+    claims_consumed: Callable[[], int] | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Produce the synthetic events in order (context before the claims that rely on it).
+
+    With `claims_consumed`, the stream is produced in waves of WAVE_CLAIMS claims, each after the
+    worker has consumed the previous wave: like EHR events arriving over time. Produced all at
+    once, a claim would be decided with context recorded after it (a prescription stopped months
+    later), which is what a worker catching up on a backlog sees, not what a live worker sees.
+    """
     wire = make_wire(settings)
     topics = {
         "claim": (settings.topics.claims, "ClaimSubmitted"),
@@ -75,14 +89,21 @@ def produce(dataset: SyntheticDataset, settings: Settings) -> int:
         linger_ms=5,
         **settings.security.client_options(),
     )
+    sent_claims = 0
     try:
         for event in dataset.events:
+            if event.kind == "claim" and claims_consumed is not None and sent_claims and sent_claims % WAVE_CLAIMS == 0:
+                producer.flush()
+                while claims_consumed() < sent_claims:
+                    if stop is not None and stop.wait(0.02):
+                        return sent_claims
             topic, schema = topics[event.kind]
             producer.send(topic, key=event.key.encode(), value=wire.encode(schema, event.record, topic))
+            sent_claims += event.kind == "claim"
         producer.flush()
     finally:
         producer.close()
-    return len(dataset.events)
+    return sent_claims
 
 
 def _progress(tally: Tally, total: int, stop: threading.Event, out: TextIO) -> None:
@@ -141,12 +162,6 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stderr) -> int:
 
         topic_names = [*settings.topics.inputs, settings.topics.decisions, settings.topics.dead_letter]
         create_topics(bootstrap, topic_names, partitions=args.partitions)
-        out.write(
-            f"Producing {len(dataset.events)} EHR events for {args.patients} patients "
-            f"({claims_total} claim versions)...\n"
-        )
-        produce(dataset, settings)
-
         tally = Tally()
         try:
             app = build_app(settings, on_decision=tally.add, metrics_host="127.0.0.1")
@@ -165,6 +180,19 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stderr) -> int:
             dead = sum(sample("j7507_dead_letters_total", reason=r) for r in ("decode", "contract", "other"))
             return skipped, dead
 
+        out.write(
+            f"Producing {len(dataset.events)} EHR events for {args.patients} patients "
+            f"({claims_total} claim versions) in waves of {WAVE_CLAIMS} claims, as the worker decides them...\n"
+        )
+        stop_producing = threading.Event()
+        producer = threading.Thread(
+            target=produce,
+            args=(dataset, settings, lambda: sample("j7507_records_consumed_total", topic=settings.topics.claims)),
+            kwargs={"stop": stop_producing},
+            name="demo-producer",
+            daemon=True,
+        )
+        producer.start()
         started = time.monotonic()
         stop_progress = threading.Event()
         progress = threading.Thread(target=_progress, args=(tally, claims_total, stop_progress, out), daemon=True)
@@ -195,8 +223,10 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stderr) -> int:
         try:
             app.worker.run(until=all_decided)
         finally:
+            stop_producing.set()
             stop_progress.set()
             progress.join()
+            producer.join(timeout=10)
             app.close()
         if not args.keep_running or not finished_at:
             report()
