@@ -25,6 +25,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from worker.embedded import EmbeddedBroker, EmbeddedBrokerError, create_topics
 
+from .stream_helpers import EventProducer, StreamSetup, create_stream, new_producer
+
 _HERE = Path(__file__).parent
 _DOCKER_SOCKETS = (Path("/var/run/docker.sock"), Path.home() / ".docker/run/docker.sock")
 # The embedded broker auto-creates a missing topic with 4 partitions (even for clients that set
@@ -184,3 +186,19 @@ def consumer_factory(kafka_bootstrap: str, new_group_id: GroupIdFactory) -> Iter
     for consumer in consumers:
         # Close without committing: a test decides itself what it commits.
         consumer.close(autocommit=False)
+
+
+# --- the stream worker's topics and an event producer, shared by the stream tests -----------------
+
+
+@pytest.fixture
+def stream(kafka_bootstrap: str, topic_factory: TopicFactory, new_group_id: GroupIdFactory) -> StreamSetup:
+    """The five topics of one worker deployment, with fresh names, and a fresh group id."""
+    return create_stream(kafka_bootstrap, topic_factory, new_group_id())
+
+
+@pytest.fixture
+def events(stream: StreamSetup) -> Iterator[EventProducer]:
+    producer = new_producer(stream.bootstrap)
+    yield EventProducer(producer, stream.topics)
+    producer.close(timeout=10)

@@ -6,8 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from .stream_helpers import (
     OUTPUT_PATIENCE_S,
     EventClock,
@@ -29,18 +27,6 @@ from .stream_helpers import (
 
 TopicFactory = Callable[..., str]
 GroupIdFactory = Callable[..., str]
-
-
-@pytest.fixture
-def stream(kafka_bootstrap: str, topic_factory: TopicFactory, new_group_id: GroupIdFactory) -> StreamSetup:
-    return create_stream(kafka_bootstrap, topic_factory, new_group_id())
-
-
-@pytest.fixture
-def events(stream: StreamSetup) -> Any:
-    producer = new_producer(stream.bootstrap)
-    yield EventProducer(producer, stream.topics)
-    producer.close(timeout=10)
 
 
 def test_example_bundles_are_decided_as_offline(stream: StreamSetup, events: EventProducer) -> None:

@@ -34,11 +34,9 @@ from .stream_helpers import (
     as_event,
     committed_offsets,
     comparable,
-    create_stream,
     key_partition,
     load_example_bundles,
     make_workload,
-    new_producer,
     personalise,
     topic_end_offsets,
     wait_for,
@@ -49,18 +47,6 @@ GroupIdFactory = Callable[..., str]
 
 # A guard only: a healthy worker exits within a second or two of SIGTERM (the brief: ~10 s).
 SIGTERM_PATIENCE_S = 15.0
-
-
-@pytest.fixture
-def stream(kafka_bootstrap: str, topic_factory: TopicFactory, new_group_id: GroupIdFactory) -> StreamSetup:
-    return create_stream(kafka_bootstrap, topic_factory, new_group_id())
-
-
-@pytest.fixture
-def events(stream: StreamSetup) -> Any:
-    producer = new_producer(stream.bootstrap)
-    yield EventProducer(producer, stream.topics)
-    producer.close(timeout=10)
 
 
 def _assert_replays_agree_and_match_offline(outputs: OutputCollector, workload: Workload) -> int:
