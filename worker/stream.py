@@ -140,7 +140,6 @@ class StreamWorker:
         self._context_counts: dict[str, int] = {}
         self.group: KafkaConsumer | None = None
         self.context: KafkaConsumer | None = None
-        self.history: KafkaConsumer | None = None
         self.producer: KafkaProducer | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------
@@ -162,7 +161,6 @@ class StreamWorker:
         self.producer = kafka_clients.producer(self.settings)
         self.group = kafka_clients.group_consumer(self.settings)
         self.context = kafka_clients.assigned_consumer(self.settings, "context")
-        self.history = kafka_clients.assigned_consumer(self.settings, "history")
         try:
             self._check_topics()
             self._listener.consumer = self.group
@@ -177,7 +175,7 @@ class StreamWorker:
 
     def _close(self) -> None:
         self.health.set_ready("stopped")
-        for client in (self.group, self.context, self.history):
+        for client in (self.group, self.context):
             if client is not None:
                 try:
                     client.close(autocommit=False)
@@ -299,30 +297,36 @@ class StreamWorker:
         )
 
     def _restore_history(self, claims_tps: set[TopicPartition]) -> None:
-        """Claims before the committed offset are the prior-claims history of their patients."""
-        assert self.history is not None
+        """Claims before the committed offset are the prior-claims history of their patients.
+
+        Read with a consumer of its own, opened for the restore and closed after it: an idle
+        kafka-python client keeps an IO thread that competes with the loop for the GIL.
+        """
         targets = {tp: self._dlq_watermark[tp] for tp in claims_tps if self._dlq_watermark[tp] > 0}
         if not targets:
             return
-        self.history.assign(sorted(targets))
-        self.history.seek_to_beginning(*targets)
-        remaining = dict(targets)
-        while remaining:
-            for tp, records in self.history.poll(timeout_ms=200).items():
-                for record in records:
-                    if record.offset >= targets[tp]:
-                        break
-                    try:
-                        claim = read_event(self.wire, "claim", record.key, record.value, Claim)
-                    except Rejected:
-                        continue  # dead-lettered when it was first processed
-                    if claim.j7507_lines:
-                        self.store.add_claim(tp.partition, claim)
-            for tp in list(remaining):
-                if self.history.position(tp) >= targets[tp]:
-                    del remaining[tp]
-            self._beat()
-        self.history.assign([])
+        history = kafka_clients.assigned_consumer(self.settings, "history")
+        try:
+            history.assign(sorted(targets))
+            history.seek_to_beginning(*targets)
+            remaining = dict(targets)
+            while remaining:
+                for tp, records in history.poll(timeout_ms=200).items():
+                    for record in records:
+                        if record.offset >= targets[tp]:
+                            break
+                        try:
+                            claim = read_event(self.wire, "claim", record.key, record.value, Claim)
+                        except Rejected:
+                            continue  # dead-lettered when it was first processed
+                        if claim.j7507_lines:
+                            self.store.add_claim(tp.partition, claim)
+                for tp in list(remaining):
+                    if history.position(tp) >= targets[tp]:
+                        del remaining[tp]
+                self._beat()
+        finally:
+            history.close(autocommit=False)
 
     def _release(self, partitions: set[int]) -> None:
         if not partitions:
