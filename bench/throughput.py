@@ -24,6 +24,7 @@ from kafka.structs import OffsetAndMetadata
 from worker.app import build_app
 from worker.config import Settings, Topics
 from worker.embedded import EmbeddedBroker, create_topics
+from worker.stream import GIL_SWITCH_INTERVAL_S
 from worker.synthetic import generate
 from worker.wire import PlainAvro
 
@@ -53,6 +54,7 @@ def passthrough(bootstrap: str, topics: Topics, claims: int, out_topic: str) -> 
     """The same inputs as the worker, no rules: consume all three input topics, decode every record,
     re-encode and produce each claim, flush, commit per batch. Returns claims/s."""
     wire = PlainAvro()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # as the worker's loop does: compare like with like
     schema_of = {
         topics.claims: "ClaimSubmitted",
         topics.prescriptions: "PrescriptionRecorded",
@@ -93,7 +95,7 @@ def passthrough(bootstrap: str, topics: Topics, claims: int, out_topic: str) -> 
 def worker_rate(bootstrap: str, topics: Topics, claims: int) -> tuple[float, int]:
     settings = Settings(
         bootstrap_servers=bootstrap,
-        group_id=f"bench-worker-{os.getpid()}",
+        group_id=f"bench-worker-{os.getpid()}-{time.monotonic_ns()}",
         topics=topics,
         metrics_port=0,
         client_options=FAST_GROUP,

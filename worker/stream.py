@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -59,6 +60,11 @@ from worker.wire import WireFormat
 log = structlog.get_logger("worker.stream")
 
 POLL_TIMEOUT_MS = 500  # bounds how long SIGTERM waits for the loop to notice (well under 10 s)
+# The loop thread does the CPU work; kafka-python's IO threads need the GIL only briefly. CPython's
+# default 5 ms switch interval makes the loop hand the GIL over far more often than they need it
+# (measured: about 15% of the loop's throughput); 50 ms stays far below every Kafka timeout
+# (heartbeats are sent every second or more).
+GIL_SWITCH_INTERVAL_S = 0.05
 FLUSH_TIMEOUT_S = 30.0
 Headers = list[tuple[str, bytes]]
 
@@ -158,6 +164,8 @@ class StreamWorker:
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
         """Process until stopped (or until `until()` is true); always flushes, commits and closes."""
+        previous_switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self.producer = kafka_clients.producer(self.settings)
         self.group = kafka_clients.group_consumer(self.settings)
         self.context = kafka_clients.assigned_consumer(self.settings, "context")
@@ -172,6 +180,7 @@ class StreamWorker:
             self._complete_batch()
         finally:
             self._close()
+            sys.setswitchinterval(previous_switch_interval)
 
     def _close(self) -> None:
         self.health.set_ready("stopped")
