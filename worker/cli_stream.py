@@ -8,7 +8,10 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+import structlog
+
 from worker.config import add_settings_arguments
+from worker.errors import ConfigError
 
 
 def add_stream_commands(commands: Any, add_rule_inputs: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -54,6 +57,14 @@ def run_stream_command(args: argparse.Namespace) -> int:
         faulthandler.register(signal.SIGUSR1, all_threads=True)
         try:
             app.worker.run()
+        except ConfigError:
+            raise  # e.g. missing or not co-partitioned topics: exit status 2 with the message
+        except Exception:
+            # Kafka unreachable past its retries, a decision the broker would not take, context that
+            # never caught up: exit non-zero and let Kubernetes restart the pod. Offsets were
+            # committed only for acknowledged work, so nothing is lost.
+            structlog.get_logger("worker").exception("worker_failed")
+            return 1
         finally:
             app.close()
         return 0

@@ -352,8 +352,9 @@ class StreamWorker:
                 self._consumed.pop(tp, None)
             self.context.assign(sorted(self._context_tps))
         # Series for partitions another worker now owns would show stale lag on the dashboards.
-        for tp in self._series_tps:
+        for tp in list(self._series_tps):
             if tp.partition in partitions and (tp.topic == self.topics.claims or not self.store.global_scope):
+                self._series_tps.discard(tp)
                 for gauge in (self.metrics.consumer_lag, self.metrics.last_commit):
                     with contextlib.suppress(KeyError):
                         gauge.remove(tp.topic, str(tp.partition))
