@@ -151,6 +151,7 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stderr) -> int:
         if not (args.payer_config or env.get("PAYER_CONFIG_DIR")):
             env["PAYER_CONFIG_DIR"] = str(DEMO_PAYER_CONFIG)
         env.setdefault("LOG_LEVEL", "WARNING")  # progress and summary instead of a line per claim
+        env.setdefault("METRICS_HOST", "127.0.0.1")  # a demo serves this machine only
         env.setdefault("KAFKA_GROUP_ID", f"j7507-demo-{os.getpid()}")
         settings = settings_from(args, env)
         # Fast group joins for a single local worker (the broker's default session is slow to settle).
@@ -164,10 +165,10 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stderr) -> int:
         create_topics(bootstrap, topic_names, partitions=args.partitions)
         tally = Tally()
         try:
-            app = build_app(settings, on_decision=tally.add, metrics_host="127.0.0.1")
+            app = build_app(settings, on_decision=tally.add)
         except OSError:
             # The metrics port is taken (another worker?): any free port will do for a demo.
-            app = build_app(replace(settings, metrics_port=0), on_decision=tally.add, metrics_host="127.0.0.1")
+            app = build_app(replace(settings, metrics_port=0), on_decision=tally.add)
         app.worker.install_signal_handlers()
         out.write(f"Worker running; metrics at {app.metrics_url}\n")
         registry = app.metrics.registry
