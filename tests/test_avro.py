@@ -134,6 +134,7 @@ DECISION: dict[str, Any] = {
     "claim_event_id": "9b2f6c1e-4a57-4d0e-9a51-2f0c8e7d1a01",
     "patient_id": PATIENT_ID,
     "decided_at": datetime(2026, 3, 2, 10, 0, 1, 250_000, tzinfo=UTC),
+    "context_as_of": datetime(2026, 3, 2, 10, 0, 0, tzinfo=UTC),
     "outcome": "DENY_RISK",
     "rule_pack": {"name": "medicare-dme", "version": "2026.03.1"},
     "worker_version": "0.1.0",
@@ -171,7 +172,7 @@ CONTRACT_FIELDS = {
     "dispense_as_written clinical_justification? rxnorm_code? ndc?",
     "LabResultRecorded": "event_id event_time observation_id patient_id loinc_code display? value? unit? "
     "effective_time status",
-    "ClaimDecision": "decision_id claim_id claim_version claim_event_id? patient_id decided_at outcome rule_pack "
+    "ClaimDecision": "decision_id claim_id claim_version claim_event_id? patient_id decided_at context_as_of? outcome rule_pack "
     "worker_version source? findings lines",
     "RulePack": "name version",
     "DecisionSource": "topic partition offset",

@@ -120,6 +120,7 @@ DECISION: dict[str, Any] = {
     "claim_event_id": "0e1c2a9e-5b44-4c1e-8d7e-3a2b1c0d9e01",
     "patient_id": PATIENT_ID,
     "decided_at": datetime(2026, 3, 2, 10, 0, 1, 250_000, tzinfo=UTC),
+    "context_as_of": datetime(2026, 3, 2, 10, 0, 0, tzinfo=UTC),
     "outcome": "HOLD",
     "rule_pack": {"name": "medicare-dme", "version": "2026.03.1"},
     "worker_version": "0.1.0",

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from worker.errors import ConfigError
 
 ContextScope = Literal["partition", "global"]
+TimestampSource = Literal["kafka", "event_time"]
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -98,6 +99,11 @@ class Settings:
     # How long a batch may wait for context partitions to catch up before the worker gives up and
     # exits (Kubernetes restarts it): deciding with stale context would be worse than stopping.
     context_sync_timeout_s: float = 60.0
+    # The time of a record (docs/contract.md, "Time: what a claim sees"): its Kafka timestamp, or the
+    # event's own event_time.
+    timestamp_source: TimestampSource = "kafka"
+    # A claim is decided no sooner than this long after its time, so slow producers' context counts.
+    context_grace_ms: int = 0
 
     def redacted(self) -> dict[str, Any]:
         """Settings for the start-up log line, secrets replaced."""
@@ -150,6 +156,18 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         help="partition: restore and follow the context partitions matching the assigned claim "
         "partitions (co-partitioned inputs, the default); global: every worker restores and follows all "
         "context partitions [env CONTEXT_SCOPE]",
+    )
+    worker.add_argument(
+        "--timestamp-source",
+        choices=("kafka", "event_time"),
+        help="a record's time: its Kafka timestamp, or the event's event_time; a claim sees the context "
+        "whose time is at most its own [env TIMESTAMP_SOURCE; default kafka]",
+    )
+    worker.add_argument(
+        "--context-grace-ms",
+        metavar="MS",
+        help="decide a claim no sooner than this long after its time, so late producers' context "
+        "counts [env CONTEXT_GRACE_MS; default 0]",
     )
     worker.add_argument("--schema-registry-url", help="Confluent wire format when set [env SCHEMA_REGISTRY_URL]")
     worker.add_argument("--log-level", help="[env LOG_LEVEL; default INFO]")
@@ -227,6 +245,19 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
     scope = pick("context_scope", "CONTEXT_SCOPE") or "partition"
     if scope not in ("partition", "global"):
         problems.append(f"--context-scope/CONTEXT_SCOPE: expected partition or global, got {scope!r}")
+    timestamp_source = pick("timestamp_source", "TIMESTAMP_SOURCE") or "kafka"
+    if timestamp_source not in ("kafka", "event_time"):
+        problems.append(f"--timestamp-source/TIMESTAMP_SOURCE: expected kafka or event_time, got {timestamp_source!r}")
+    grace_text = pick("context_grace_ms", "CONTEXT_GRACE_MS") or "0"
+    grace_ms = 0
+    try:
+        grace_ms = int(grace_text)
+        if grace_ms < 0:
+            raise ValueError
+    except ValueError:
+        problems.append(
+            f"--context-grace-ms/CONTEXT_GRACE_MS: expected a whole number of milliseconds >= 0, got {grace_text!r}"
+        )
     topics = Topics(
         **{name: pick(f"topic_{name}", env_name) or getattr(Topics(), name) for name, env_name in _TOPIC_ENV.items()}
     )
@@ -296,4 +327,6 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         schema_registry_username=env.get("SCHEMA_REGISTRY_USERNAME") or None,
         schema_registry_password=_secret(env, "SCHEMA_REGISTRY_PASSWORD", problems),
         log_level=log_level,
+        timestamp_source="event_time" if timestamp_source == "event_time" else "kafka",
+        context_grace_ms=grace_ms,
     )

@@ -1,108 +1,162 @@
-"""Patient context: what the rules know about a patient besides the claim itself.
+"""Patient context: what the rules know about a patient besides the claim itself, as of a time.
 
-The same structures serve the stream (fed event by event from the context topics and from decided
-claims) and offline evaluation (built from a bundle's lists). Changelog semantics follow
-contract.md: a later event with the same prescription_id or observation_id replaces the earlier one,
-where later means a later `event_time`, or, where times are equal or absent, later in arrival order.
-Of several versions of one prior claim only the highest `claim_version` is kept.
+The same structures serve the stream (fed record by record from the context topics and from
+decided claims) and offline evaluation (built from a bundle's lists). docs/contract.md, "Time: what
+a claim sees", is the specification:
+
+- Every prescription and lab version is kept with its record time (None offline: always visible).
+  A claim sees the versions whose time is ≤ its own; among the visible versions of one
+  `prescription_id` or `observation_id` the replace rule picks the newest: a later `event_time`, or,
+  where times are equal or absent, the later arrival. This is a versioned table in Kafka Streams'
+  sense (`VersionedKeyValueStore.get(key, asOfTimestamp)`), so context read ahead of a claim never
+  leaks into it.
+- Prior claims are the patient's earlier claims in the partition (arrival order), highest version of
+  each; they are not filtered by time.
+- The context is bounded by the **horizon** (`Horizon`): a claim within its payer's timely-filing
+  limit has a date of service no earlier than its filing date minus the widest `timely_filing_days`,
+  so as a patient's claims advance, what no such claim can reach is dropped (`PatientRecord.prune`).
+  What is kept, and why, is written on `prune`.
+
+Records are held compactly (`RxFacts`, `LabFacts`, `PriorLine`: the fields the rules read, with
+slots), not as the pydantic events they were read from.
 """
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from itertools import count
 from typing import Generic, TypeVar
 
-from worker.events import Claim, ClaimLine, LabResult, Prescription
+from worker.events import Claim, LabResult, Prescription
 from worker.reference import normalize_ndc
 
-T = TypeVar("T", Prescription, LabResult)
-
-# One process-wide arrival counter: "later in the input" must compare across stores and restores,
-# and an integer increment is the cheapest total order there is.
+# One process-wide arrival counter: "later in the input" must compare across patients, stores and
+# restores, and an integer increment is the cheapest total order there is.
 _arrivals = count()
 
-
-def _replaces(new_time: datetime | None, old_time: datetime | None) -> bool:
-    """Does an event at `new_time`, arriving after one at `old_time`, replace it?"""
-    return new_time is None or old_time is None or new_time >= old_time
+TACROLIMUS_LEVEL_GROUP = "tacrolimus_level"  # loinc_labs.csv rule_group of tacrolimus levels
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class _Changelog(Generic[T]):
-    """Newest event per id, each with its arrival number (used to break effective-time ties)."""
-
-    __slots__ = ("entries",)
-
-    def __init__(self) -> None:
-        self.entries: dict[str, tuple[int, T]] = {}
-
-    def add(self, key: str, event: T) -> int:
-        """Returns 1 when the id is new, else 0 (replaced, or older than what is held)."""
-        current = self.entries.get(key)
-        if current is not None and not _replaces(event.event_time, current[1].event_time):
-            return 0
-        self.entries[key] = (next(_arrivals), event)
-        return 0 if current is not None else 1
+def time_ms(moment: datetime) -> int:
+    """A timestamp as integer milliseconds since the epoch (how Kafka stamps records)."""
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
-class ClinicalRecord:
-    """One patient's prescriptions and lab results (from the two context topics).
+def _event_ms(moment: datetime | None) -> int | None:
+    if moment is None:
+        return None
+    try:
+        return time_ms(moment)
+    except OverflowError:
+        return None
 
-    The ordered views the rules read are cached until the next change: in the stream a patient's
-    record changes far less often than it is read (every claim of the patient reads it).
-    """
 
-    __slots__ = ("_counted_labs", "_labs_by_group", "_prescriptions_in_order", "labs", "prescriptions")
+# --- compact records ---------------------------------------------------------------------------
 
-    def __init__(self) -> None:
-        self.prescriptions: _Changelog[Prescription] = _Changelog()
-        self.labs: _Changelog[LabResult] = _Changelog()
-        self._counted_labs: list[LabResult] | None = None
-        self._labs_by_group: tuple[Mapping[str, str], dict[str, list[LabResult]]] | None = None
-        self._prescriptions_in_order: list[Prescription] | None = None
 
-    def add_prescription(self, prescription: Prescription) -> int:
-        self._prescriptions_in_order = None
-        return self.prescriptions.add(prescription.prescription_id, prescription)
+@dataclass(frozen=True, slots=True)
+class RxFacts:
+    """The fields of a PrescriptionRecorded version that the rules and the replace rule read."""
 
-    def add_lab(self, lab: LabResult) -> int:
-        self._counted_labs = None
-        self._labs_by_group = None
-        return self.labs.add(lab.observation_id, lab)
+    prescription_id: str
+    status: str
+    ingredient: str
+    ingredient_key: str
+    formulation: str
+    route: str
+    strength_mg: float | None
+    dose_mg: float | None
+    doses_per_day: int | None
+    days_supply: int | None
+    start_date: date
+    end_date: date | None
+    dosing_weight_kg: float | None
+    dispense_as_written: bool
+    clinical_justification: str | None
+    event_ms: int | None  # event_time, for the replace rule
+    time: int | None  # record time (ms); None: visible at any time
+    seq: int  # arrival order
 
-    def prescriptions_in_order(self) -> list[Prescription]:
-        """Newest event per prescription, in the order they were recorded (last recorded last)."""
-        if self._prescriptions_in_order is None:
-            entries = sorted(self.prescriptions.entries.values(), key=lambda entry: entry[0])
-            self._prescriptions_in_order = [prescription for _, prescription in entries]
-        return self._prescriptions_in_order
+    @classmethod
+    def of(cls, event: Prescription, time: int | None) -> RxFacts:
+        return cls(
+            event.prescription_id,
+            event.status,
+            event.ingredient,
+            event.ingredient_key,
+            event.formulation,
+            event.route,
+            event.strength_mg,
+            event.dose_mg,
+            event.doses_per_day,
+            event.days_supply,
+            event.start_date,
+            event.end_date,
+            event.dosing_weight_kg,
+            event.dispense_as_written,
+            event.clinical_justification,
+            _event_ms(event.event_time),
+            time,
+            next(_arrivals),
+        )
 
-    def counted_labs(self) -> list[LabResult]:
-        """Counted labs (final, corrected, amended, with a value), oldest first.
+    def active_on(self, day: date) -> bool:
+        """Active on DOS: ACTIVE or COMPLETED, started on or before it, not ended before it."""
+        return (
+            self.status in ("ACTIVE", "COMPLETED")
+            and self.start_date <= day
+            and (self.end_date is None or self.end_date >= day)
+        )
 
-        Order: effective time, then arrival, so the last of two labs at the same time is the newer.
-        """
-        if self._counted_labs is None:
-            counted = [entry for entry in self.labs.entries.values() if entry[1].counted]
-            counted.sort(key=lambda entry: (entry[1].effective_time, entry[0]))
-            self._counted_labs = [lab for _, lab in counted]
-        return self._counted_labs
+    @property
+    def justified(self) -> bool:
+        return bool(self.clinical_justification and self.clinical_justification.strip())
 
-    def counted_labs_by_group(self, group_of: Mapping[str, str]) -> dict[str, list[LabResult]]:
-        """Counted labs per LOINC rule group (`group_of`: LOINC code -> group), oldest first."""
-        cached = self._labs_by_group
-        if cached is not None and cached[0] is group_of:
-            return cached[1]
-        grouped: dict[str, list[LabResult]] = {}
-        for lab in self.counted_labs():
-            group = group_of.get(lab.loinc_code)
-            if group is not None:
-                grouped.setdefault(group, []).append(lab)
-        self._labs_by_group = (group_of, grouped)
-        return grouped
+
+@dataclass(frozen=True, slots=True)
+class LabFacts:
+    """The fields of a LabResultRecorded version that the rules and the replace rule read."""
+
+    observation_id: str
+    loinc_code: str  # interned: a handful of codes shared by every patient
+    counted: bool  # FINAL, CORRECTED or AMENDED with a value
+    value: float | None
+    effective_ms: int  # effective_time, for ordering
+    effective_date: date  # its UTC calendar date, for windows
+    event_ms: int | None
+    time: int | None
+    seq: int
+
+    @classmethod
+    def of(cls, event: LabResult, time: int | None) -> LabFacts:
+        return cls(
+            event.observation_id,
+            sys.intern(event.loinc_code),
+            event.counted,
+            event.value,
+            _event_ms(event.effective_time) or 0,
+            _shared_date(event.effective_date),
+            _event_ms(event.event_time),
+            time,
+            next(_arrivals),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PriorLineFields:
+    """The fields of a prior J7507 line that the rules read (`prior.line.units`, ...)."""
+
+    line_number: int
+    units: float
+    date_of_service: date
+    days_supply: int | None
+    ndc: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,144 +165,350 @@ class PriorLine:
 
     claim_id: str
     claim_version: int
-    line: ClaimLine
+    line: PriorLineFields
     ndc: str | None
 
 
-class ClaimHistory:
-    """One patient's earlier claims, highest version of each (from the claims topic)."""
+@dataclass(frozen=True, slots=True)
+class PriorClaim:
+    claim_id: str
+    claim_version: int
+    lines: tuple[PriorLine, ...]
 
-    __slots__ = ("_j7507_lines", "claims")
+    @classmethod
+    def of(cls, claim: Claim) -> PriorClaim:
+        return cls(
+            claim.claim_id,
+            claim.claim_version,
+            tuple(
+                PriorLine(
+                    claim.claim_id,
+                    claim.claim_version,
+                    PriorLineFields(
+                        line.line_number, line.units, _shared_date(line.date_of_service), line.days_supply, line.ndc
+                    ),
+                    normalize_ndc(line.ndc) if line.ndc and line.ndc.strip() else None,
+                )
+                for line in claim.lines
+                if line.is_j7507
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredClaims:
+    """Running totals of prior claims dropped past the horizon: what lifetime caps and step therapy
+    still need of them (`lifetime-cap-exceeded`, `step-therapy-not-met`)."""
+
+    units: Decimal = Decimal(0)
+    ndcs: frozenset[str] = frozenset()
+
+    def plus(self, claim: PriorClaim) -> ExpiredClaims:
+        return ExpiredClaims(
+            self.units + sum((Decimal(repr(prior.line.units)) for prior in claim.lines), Decimal(0)),
+            self.ndcs | {prior.ndc for prior in claim.lines if prior.ndc},
+        )
+
+
+NO_EXPIRED_CLAIMS = ExpiredClaims()
+
+# Many patients' labs and lines share dates: one date object per day instead of one per record.
+_dates: dict[int, date] = {}
+
+
+def _shared_date(day: date) -> date:
+    return _dates.setdefault(day.toordinal(), day)
+
+
+# --- versions -----------------------------------------------------------------------------------
+
+V = TypeVar("V", RxFacts, LabFacts)
+
+
+def _replaces(new: RxFacts | LabFacts, old: RxFacts | LabFacts) -> bool:
+    """Does `new`, arriving after `old`, replace it? A later or equal event_time does; so does a
+    missing one on either side (then arrival order decides)."""
+    return new.event_ms is None or old.event_ms is None or new.event_ms >= old.event_ms
+
+
+def _visible(version: RxFacts | LabFacts, as_of: int | None) -> bool:
+    return as_of is None or version.time is None or version.time <= as_of
+
+
+class Versions(Generic[V]):
+    """The versions of one prescription_id or observation_id: one (the usual case) or a list in
+    arrival order. `newest(as_of)` is the version the replace rule picks among those visible."""
+
+    @staticmethod
+    def newest(held: V | list[V], as_of: int | None) -> V | None:
+        if not isinstance(held, list):
+            return held if _visible(held, as_of) else None
+        winner: V | None = None
+        for version in held:
+            if _visible(version, as_of) and (winner is None or _replaces(version, winner)):
+                winner = version
+        return winner
+
+    @staticmethod
+    def add(held: V | list[V] | None, version: V) -> V | list[V]:
+        if held is None:
+            return version
+        if isinstance(held, list):
+            held.append(version)
+            return held
+        return [held, version]
+
+    @staticmethod
+    def settle(held: V | list[V], settled: int | None) -> V | list[V]:
+        """Fold the versions every later claim sees (time ≤ `settled`) into the one they pick.
+
+        Only a prefix in arrival order may be folded: the replace rule is applied in arrival order,
+        and a version still invisible to some claim must keep its place after the earlier ones.
+        """
+        if not isinstance(held, list) or settled is None:
+            return held
+        cut = 0
+        while cut < len(held) and held[cut].time is not None and held[cut].time <= settled:  # type: ignore[operator]
+            cut += 1
+        if cut < 2:
+            return held
+        winner = Versions.newest(held[:cut], None)
+        assert winner is not None
+        if cut == len(held):
+            return winner
+        kept: list[V] = [winner]
+        kept.extend(held[cut:])
+        return kept
+
+
+# --- the horizon --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """How far back a claim within its filing limit can reach, over every pack the worker uses."""
+
+    timely_filing_days: int
+    lab_lookback_days: int
+
+
+# --- one patient --------------------------------------------------------------------------------
+
+
+class PatientRecord:
+    """One patient's versioned prescriptions and labs, prior claims and horizon bookkeeping."""
+
+    __slots__ = ("_view", "claims", "decided_ms", "expired", "filed_on", "labs", "newest_ms", "prescriptions")
 
     def __init__(self) -> None:
-        self.claims: dict[str, Claim] = {}
-        self._j7507_lines: list[PriorLine] | None = None
+        self.prescriptions: dict[str, RxFacts | list[RxFacts]] = {}
+        self.labs: dict[str, LabFacts | list[LabFacts]] = {}
+        self.claims: dict[str, PriorClaim] = {}
+        self.expired = NO_EXPIRED_CLAIMS
+        self.newest_ms: int | None = None  # newest record time of any context version held
+        self.decided_ms: int | None = None  # newest record time of a claim decided (late context)
+        self.filed_on: date | None = None  # newest filing date of a claim (the horizon's reference)
+        self._view: PatientContext | None = None  # the context as of "now", until the next change
 
-    def add(self, claim: Claim) -> int:
+    # --- writes ---
+
+    def _touch(self, time: int | None) -> None:
+        self._view = None
+        if time is not None and (self.newest_ms is None or time > self.newest_ms):
+            self.newest_ms = time
+
+    def add_prescription(self, version: RxFacts) -> int:
+        """Returns 1 when the prescription id is new."""
+        self._touch(version.time)
+        held = self.prescriptions.get(version.prescription_id)
+        self.prescriptions[version.prescription_id] = Versions.add(held, version)
+        return int(held is None)
+
+    def add_lab(self, version: LabFacts) -> int:
+        self._touch(version.time)
+        held = self.labs.get(version.observation_id)
+        self.labs[version.observation_id] = Versions.add(held, version)
+        return int(held is None)
+
+    def add_claim(self, claim: PriorClaim) -> int:
         """Keep the highest version of each claim; returns 1 when the claim id is new."""
         current = self.claims.get(claim.claim_id)
         if current is not None and current.claim_version > claim.claim_version:
             return 0
+        self._view = None
         self.claims[claim.claim_id] = claim
-        self._j7507_lines = None
-        return 0 if current is not None else 1
+        return int(current is None)
 
-    def j7507_lines(self) -> list[PriorLine]:
-        """The J7507 lines of every claim held (cached until the next claim arrives)."""
-        if self._j7507_lines is None:
-            self._j7507_lines = [
-                PriorLine(claim.claim_id, claim.claim_version, line, normalize_ndc(line.ndc) if line.ndc else None)
-                for claim in self.claims.values()
-                for line in claim.lines
-                if line.is_j7507
-            ]
-        return self._j7507_lines
+    def forget_claims(self) -> None:
+        """Drop the claim history and what was derived from it (a revoked claims partition)."""
+        self._view = None
+        self.claims.clear()
+        self.expired = NO_EXPIRED_CLAIMS
+        self.decided_ms = None
+        self.filed_on = None
+
+    def is_late(self, time: int | None) -> bool:
+        """Late context: no later than a claim of this patient that was already decided."""
+        return time is not None and self.decided_ms is not None and time <= self.decided_ms
+
+    # --- reads ---
+
+    def as_of(self, as_of: int | None) -> PatientContext:
+        """The context a claim with record time `as_of` sees (None: everything held)."""
+        if as_of is None or self.newest_ms is None or as_of >= self.newest_ms:
+            if self._view is None:
+                self._view = self._build(None)
+            return self._view
+        return self._build(as_of)
+
+    def _build(self, as_of: int | None) -> PatientContext:
+        prescriptions = [rx for held in self.prescriptions.values() if (rx := Versions.newest(held, as_of))]
+        prescriptions.sort(key=lambda rx: rx.seq)
+        labs = [lab for held in self.labs.values() if (lab := Versions.newest(held, as_of)) and lab.counted]
+        labs.sort(key=lambda lab: (lab.effective_ms, lab.seq))
+        lines = [prior for claim in self.claims.values() for prior in claim.lines]
+        return PatientContext(prescriptions, labs, lines, self.expired)
+
+    # --- the horizon ---
+
+    def prune(self, horizon: Horizon, settled: int | None, group_of: Mapping[str, str]) -> Counter[str]:
+        """Drop what no claim within its filing limit, filed on or after `self.filed_on`, can need.
+
+        `group_of` maps LOINC codes to rule groups. `settled`: the record time every later claim of
+        the patient is at or after (the newest decided claim's), so versions up to it can be folded.
+        With D0 = filed_on − the widest timely_filing_days (the earliest date of service such a claim
+        can have), this keeps:
+
+        - labs with an effective date on or after D0 − the widest lab_lookback_days (every lab
+          window), and the newest counted tacrolimus level before that (`interacting-drug-without-
+          level` looks back to a drug's start date);
+        - prescriptions that can be active on D0 or later, or were recorded on or after D0 (a line
+          may name one whatever its status);
+        - prior claims with a line on or after D0 or whose supply runs past D0 (`duplicate-line`,
+          `early-refill`); the others go into running totals (`ExpiredClaims`);
+        - every version not yet settled, so context read ahead of a claim stays invisible to it.
+
+        Returns how many entries of each kind were dropped.
+        """
+        dropped: Counter[str] = Counter()
+        if self.filed_on is None:
+            return dropped
+        try:
+            earliest_service = self.filed_on - timedelta(days=horizon.timely_filing_days)
+            earliest_lab = earliest_service - timedelta(days=horizon.lab_lookback_days)
+        except OverflowError:
+            return dropped
+        self._view = None
+        for key, rx_held in list(self.prescriptions.items()):
+            rx_held = self.prescriptions[key] = Versions.settle(rx_held, settled)
+            if isinstance(rx_held, RxFacts) and _rx_expired(rx_held, earliest_service):
+                del self.prescriptions[key]
+                dropped["prescriptions"] += 1
+        newest_old_level: tuple[int, int, str] | None = None
+        old: list[str] = []
+        for key, lab_held in list(self.labs.items()):
+            lab_held = self.labs[key] = Versions.settle(lab_held, settled)
+            if isinstance(lab_held, LabFacts) and lab_held.effective_date < earliest_lab:
+                old.append(key)
+                if lab_held.counted and group_of.get(lab_held.loinc_code) == TACROLIMUS_LEVEL_GROUP:
+                    candidate = (lab_held.effective_ms, lab_held.seq, key)
+                    if newest_old_level is None or candidate > newest_old_level:
+                        newest_old_level = candidate
+        for key in old:
+            if newest_old_level is None or key != newest_old_level[2]:
+                del self.labs[key]
+                dropped["labs"] += 1
+        for claim_id, claim in list(self.claims.items()):
+            if all(_line_expired(prior.line, earliest_service) for prior in claim.lines):
+                del self.claims[claim_id]
+                self.expired = self.expired.plus(claim)
+                dropped["prior_claims"] += 1
+        return dropped
 
 
-_EMPTY_CLINICAL = ClinicalRecord()
-_EMPTY_HISTORY = ClaimHistory()
+def _rx_expired(rx: RxFacts, earliest_service: date) -> bool:
+    if rx.end_date is not None and rx.end_date < earliest_service:
+        can_be_active = False
+    else:
+        can_be_active = rx.status in ("ACTIVE", "COMPLETED")
+    if can_be_active:
+        return False
+    recorded = rx.event_ms if rx.event_ms is not None else rx.time
+    return recorded is not None and _EPOCH + timedelta(milliseconds=recorded) < datetime.combine(
+        earliest_service, datetime.min.time(), UTC
+    )
+
+
+def _line_expired(line: PriorLineFields, earliest_service: date) -> bool:
+    if line.date_of_service >= earliest_service:
+        return False
+    try:
+        supply_end = line.date_of_service + timedelta(days=max(line.days_supply or 0, 0))
+    except OverflowError:
+        return False
+    return supply_end <= earliest_service
+
+
+# --- the view the rules read --------------------------------------------------------------------
 
 
 class PatientContext:
-    """The view the rules read: a patient's clinical record and claim history."""
+    """A patient's context as of one time: what `Evaluator.decide` reads."""
 
-    __slots__ = ("clinical", "history")
+    __slots__ = ("_by_group", "_by_id", "_labs", "expired", "lines", "prescriptions")
 
-    def __init__(self, clinical: ClinicalRecord | None = None, history: ClaimHistory | None = None) -> None:
-        self.clinical = clinical or ClinicalRecord()
-        self.history = history or ClaimHistory()
+    def __init__(
+        self,
+        prescriptions: list[RxFacts],
+        counted_labs: list[LabFacts],
+        lines: list[PriorLine],
+        expired: ExpiredClaims = NO_EXPIRED_CLAIMS,
+    ) -> None:
+        self.prescriptions = prescriptions  # newest version of each, in the order recorded
+        self._labs = counted_labs  # counted labs, oldest first (effective time, then arrival)
+        self.lines = lines  # J7507 lines of the prior claims held
+        self.expired = expired
+        self._by_id: dict[str, RxFacts] | None = None
+        self._by_group: tuple[Mapping[str, str], dict[str, list[LabFacts]]] | None = None
 
     @classmethod
     def from_lists(
-        cls, prescriptions: Iterable[Prescription], labs: Iterable[LabResult], prior_claims: Iterable[Claim]
+        cls,
+        prescriptions: Iterable[Prescription],
+        labs: Iterable[LabResult],
+        prior_claims: Iterable[Claim],
     ) -> PatientContext:
-        context = cls()
+        """Offline: a bundle's lists, every event visible (the bundle is the context)."""
+        record = PatientRecord()
         for prescription in prescriptions:
-            context.clinical.add_prescription(prescription)
+            record.add_prescription(RxFacts.of(prescription, None))
         for lab in labs:
-            context.clinical.add_lab(lab)
+            record.add_lab(LabFacts.of(lab, None))
         for claim in prior_claims:
-            context.history.add(claim)
-        return context
+            record.add_claim(PriorClaim.of(claim))
+        return record.as_of(None)
 
-    @property
-    def prescriptions(self) -> list[Prescription]:
-        return self.clinical.prescriptions_in_order()
+    def prescription(self, prescription_id: str) -> RxFacts | None:
+        if self._by_id is None:
+            self._by_id = {rx.prescription_id: rx for rx in self.prescriptions}
+        return self._by_id.get(prescription_id)
 
-    def prescription(self, prescription_id: str) -> Prescription | None:
-        entry = self.clinical.prescriptions.entries.get(prescription_id)
-        return None if entry is None else entry[1]
+    def counted_labs(self) -> list[LabFacts]:
+        return self._labs
 
-    def counted_labs(self) -> list[LabResult]:
-        return self.clinical.counted_labs()
-
-    @property
-    def prior_claims(self) -> list[Claim]:
-        return list(self.history.claims.values())
+    def counted_labs_by_group(self, group_of: Mapping[str, str]) -> dict[str, list[LabFacts]]:
+        """Counted labs per LOINC rule group, oldest first; `group_of` maps LOINC code to group."""
+        cached = self._by_group
+        if cached is not None and cached[0] is group_of:
+            return cached[1]
+        grouped: dict[str, list[LabFacts]] = {}
+        for lab in self._labs:
+            group = group_of.get(lab.loinc_code)
+            if group is not None:
+                grouped.setdefault(group, []).append(lab)
+        self._by_group = (group_of, grouped)
+        return grouped
 
     def prior_lines(self, excluding_claim_id: str) -> list[PriorLine]:
         """J7507 lines of the patient's other claims (highest version of each)."""
-        return [prior for prior in self.history.j7507_lines() if prior.claim_id != excluding_claim_id]
-
-
-class ContextStore:
-    """All patients' context held by one worker, in buckets that follow partition ownership.
-
-    Claim history is bucketed by claims partition. Clinical records are bucketed by context
-    partition number in the default co-partitioned scope (so a revoked partition's patients are
-    dropped whole), or held in one bucket in the global scope, where every worker follows every
-    context partition and a patient's events may sit in any of them.
-    """
-
-    GLOBAL_BUCKET = -1
-
-    def __init__(self, global_scope: bool = False) -> None:
-        self.global_scope = global_scope
-        self._clinical: dict[int, dict[str, ClinicalRecord]] = {}
-        self._history: dict[int, dict[str, ClaimHistory]] = {}
-        self.sizes: Counter[str] = Counter()
-
-    def _clinical_bucket(self, partition: int) -> dict[str, ClinicalRecord]:
-        key = self.GLOBAL_BUCKET if self.global_scope else partition
-        return self._clinical.setdefault(key, {})
-
-    def _clinical_record(self, partition: int, patient_id: str) -> ClinicalRecord:
-        bucket = self._clinical_bucket(partition)
-        record = bucket.get(patient_id)
-        if record is None:
-            record = bucket[patient_id] = ClinicalRecord()
-            self.sizes["patients"] += 1
-        return record
-
-    def add_prescription(self, partition: int, prescription: Prescription) -> None:
-        record = self._clinical_record(partition, prescription.patient_id)
-        self.sizes["prescriptions"] += record.add_prescription(prescription)
-
-    def add_lab(self, partition: int, lab: LabResult) -> None:
-        record = self._clinical_record(partition, lab.patient_id)
-        self.sizes["labs"] += record.add_lab(lab)
-
-    def add_claim(self, partition: int, claim: Claim) -> None:
-        bucket = self._history.setdefault(partition, {})
-        history = bucket.get(claim.patient_id)
-        if history is None:
-            history = bucket[claim.patient_id] = ClaimHistory()
-        self.sizes["prior_claims"] += history.add(claim)
-
-    def patient(self, claims_partition: int, patient_id: str) -> PatientContext:
-        """The context a claim read from `claims_partition` is decided with (empty if unknown)."""
-        key = self.GLOBAL_BUCKET if self.global_scope else claims_partition
-        clinical = self._clinical.get(key, {}).get(patient_id, _EMPTY_CLINICAL)
-        history = self._history.get(claims_partition, {}).get(patient_id, _EMPTY_HISTORY)
-        return PatientContext(clinical, history)
-
-    def drop(self, claims_partition: int) -> None:
-        """Forget what belongs to a revoked or lost partition."""
-        for history in self._history.pop(claims_partition, {}).values():
-            self.sizes["prior_claims"] -= len(history.claims)
-        if self.global_scope:
-            return
-        for record in self._clinical.pop(claims_partition, {}).values():
-            self.sizes["patients"] -= 1
-            self.sizes["prescriptions"] -= len(record.prescriptions.entries)
-            self.sizes["labs"] -= len(record.labs.entries)
+        return [prior for prior in self.lines if prior.claim_id != excluding_claim_id]

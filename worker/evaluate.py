@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from worker import __version__
-from worker.context import PatientContext
+from worker.context import Horizon, PatientContext
 from worker.events import (
     Claim,
     Decision,
@@ -60,6 +60,15 @@ class Evaluator:
         # Per pack, the rules it runs, resolved once rather than per line.
         self._rules_by_pack: dict[tuple[str, str], tuple[RuleSpec, ...]] = {}
 
+    @property
+    def horizon(self) -> Horizon:
+        """How far back any claim within its filing limit can reach, over every pack in use."""
+        packs = self.packs.all_packs
+        return Horizon(
+            timely_filing_days=max(pack.settings.timely_filing_days for pack in packs),
+            lab_lookback_days=max(pack.settings.lab_lookback_days for pack in packs),
+        )
+
     def _rules_for(self, pack: Pack) -> tuple[RuleSpec, ...]:
         key = (pack.name, pack.version)
         rules = self._rules_by_pack.get(key)
@@ -68,7 +77,15 @@ class Evaluator:
             self._rules_by_pack[key] = rules
         return rules
 
-    def decide(self, claim: Claim, context: PatientContext, source: Source | None = None) -> Decision:
+    def decide(
+        self,
+        claim: Claim,
+        context: PatientContext,
+        source: Source | None = None,
+        context_as_of: datetime | None = None,
+    ) -> Decision:
+        """Decide one claim with its patient's context; `context_as_of` is the claim time that context
+        was taken as of (the stream's record time; offline, the claim's event_time if given)."""
         pack = self.packs.for_claim(claim)
         facts = ClaimFacts(claim, context, pack.settings, self.reference)
         rules = self._rules_for(pack)
@@ -95,6 +112,7 @@ class Evaluator:
             claim_version=claim.claim_version,
             patient_id=claim.patient_id,
             decided_at=self.clock(),
+            context_as_of=context_as_of,
             outcome=outcome,
             rule_pack=pack.ref,
             worker_version=self.worker_version,

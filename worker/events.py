@@ -268,6 +268,7 @@ class Decision:
     claim_version: int
     patient_id: str
     decided_at: datetime
+    context_as_of: datetime | None
     outcome: ClaimOutcome
     rule_pack: RulePackRef
     worker_version: str
@@ -285,6 +286,7 @@ class Decision:
             "claim_version": self.claim_version,
             "patient_id": self.patient_id,
             "decided_at": self.decided_at,
+            "context_as_of": self.context_as_of,
             "outcome": self.outcome,
             "rule_pack": {"name": self.rule_pack.name, "version": self.rule_pack.version},
             "worker_version": self.worker_version,

@@ -97,9 +97,16 @@ class Metrics:
             ["kind"],
             registry=registry,
         )
+        self.late_context = Counter(
+            "j7507_late_context_records",
+            "Context records no later than an already decided claim of the same patient (docs/contract.md): "
+            "applied for later claims, published decisions unchanged; by topic.",
+            ["topic"],
+            registry=registry,
+        )
         self.context_restore = Histogram(
             "j7507_context_restore_seconds",
-            "Time to restore the context of newly assigned partitions.",
+            "Time to rebuild the context of a newly assigned partition as of its first undecided claim.",
             buckets=RESTORE_BUCKETS,
             registry=registry,
         )

@@ -38,6 +38,8 @@ def format_timestamp(moment: datetime) -> str:
 def decision_json(decision: Decision) -> dict[str, Any]:
     record = decision.to_dict()
     record["decided_at"] = format_timestamp(decision.decided_at)
+    if decision.context_as_of is not None:
+        record["context_as_of"] = format_timestamp(decision.context_as_of)
     return record
 
 
@@ -52,7 +54,8 @@ def evaluate_bundle_text(evaluator: Evaluator, text: str) -> Decision:
     """Parse one bundle and decide it; raises ValidationError for a malformed bundle."""
     bundle = Bundle.model_validate_json(text)
     context = PatientContext.from_lists(bundle.prescriptions, bundle.labs, bundle.prior_claims)
-    return evaluator.decide(bundle.claim, context)
+    # The bundle is the context; it is "as of" the claim's own time when the bundle gives one.
+    return evaluator.decide(bundle.claim, context, context_as_of=bundle.claim.event_time)
 
 
 def evaluate_lines(evaluator: Evaluator, lines: Iterable[str | bytes]) -> Iterator[OfflineResult]:

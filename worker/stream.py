@@ -1,28 +1,22 @@
-"""The stream loop: poll claims, keep patient context current, decide, produce, commit.
+"""The stream loop: read claims and context in time order, decide as of each claim's time, commit.
 
-Shape of one iteration (every step on the main thread; the kafka-python consumer is not
-thread-safe):
+One iteration (every step on the main thread; the kafka-python consumer is not thread-safe):
 
-1. poll a batch of claims from the group consumer (claims topic only);
-2. apply rebalance events queued by the listener: restore the context of new partitions
-   (prescriptions and labs from the beginning to the high watermark, claims up to the committed
-   offset as prior-claims history), drop that of revoked or lost ones;
-3. apply whatever context records are available, then, for the partitions in the batch, wait until
-   their context partitions are caught up to the broker's end offsets (so any context event
-   acknowledged before a claim was produced is visible to that claim);
-4. decide each claim (the same `Evaluator.decide` as the offline CLI) and send its decision;
-   undecodable or invalid input goes to the dead-letter topic;
-5. flush the producer, check every send was acknowledged, and only then commit the offsets:
-   at-least-once, and a replayed claim gets the same decision_id.
+1. poll claims from the group consumer (the claims topic only) and queue them per partition;
+2. apply queued rebalance events (`worker.rebalance`): a new partition is read from the beginning,
+   its claims below the committed offset replayed as history, so its context is rebuilt as of its
+   first undecided claim (Kafka Streams restores a source-topic table to the committed offset too);
+3. read the context topics and apply each record, with its time, to the versioned store;
+4. ask for context end offsets where a queued claim needs them (`worker.merge`: the freshness rule);
+5. decide every claim whose context is complete, as of its time; dead-letter bad input;
+6. checkpoint (`worker.ledger`): flush, check every acknowledgement, then commit;
+7. pause what is ahead (context ahead of its claims, long claim queues), resume the rest.
 
 Co-partitioning: only the claims topic is subscribed by the group; the worker follows the same
-partition numbers of the two context topics by manual assignment, which guarantees it owns the
-same partitions of each (the start-up check refuses differing partition counts). With
-`--context-scope global` it follows every context partition instead.
-
-Context topics are not consumed by the group, but the worker commits its context positions under
-the group id too: that is the dead-letter watermark, so a poison context record seen again during a
-later restore is not dead-lettered twice.
+partition numbers of the two context topics by manual assignment (the start-up check refuses
+differing partition counts). With `--context-scope global` it follows every context partition.
+Context positions are committed under the group id too: they mark what was dead-lettered already, so
+a poison context record read again during a rebuild is not dead-lettered twice.
 """
 
 from __future__ import annotations
@@ -31,82 +25,59 @@ import contextlib
 import signal
 import sys
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
 import structlog
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
-from kafka.producer.future import FutureRecordMetadata
 from kafka.structs import OffsetAndMetadata
 
 from worker import kafka_clients
 from worker.config import Settings
-from worker.context import ContextStore
-from worker.dlq import DeadLetter, dead_letter
+from worker.context_store import CONTEXT_KINDS, ContextStore
+from worker.dlq import dead_letter
 from worker.errors import ConfigError
 from worker.evaluate import Evaluator
 from worker.events import Claim, Decision, LabResult, Prescription, Source
 from worker.intake import Rejected, read_event
+from worker.ledger import DeliveryError, OffsetLedger
+from worker.merge import QueuedClaim, TimeOrderedMerge, Tp
 from worker.observability import Health, Metrics
+from worker.rebalance import RebalanceQueue, plan_rebalance
 from worker.registry import RegistryError
 from worker.wire import WireFormat
+
+__all__ = ["DeliveryError", "StreamWorker"]
 
 log = structlog.get_logger("worker.stream")
 
 POLL_TIMEOUT_MS = 500  # bounds how long SIGTERM waits for the loop to notice (well under 10 s)
+# While a claim waits for its context, the claims poll does not block and the context poll waits at
+# most this long: a context fetch answers within the consumer's fetch_max_wait_ms (20 ms) anyway.
+CONTEXT_WAIT_MS = 100
 # The loop thread does the CPU work; kafka-python's IO threads need the GIL only briefly. CPython's
 # default 5 ms switch interval makes the loop hand the GIL over far more often than they need it
 # (measured: about 15% of the loop's throughput); 50 ms stays far below every Kafka timeout
 # (heartbeats are sent every second or more).
 GIL_SWITCH_INTERVAL_S = 0.05
 FLUSH_TIMEOUT_S = 30.0
-Headers = list[tuple[str, bytes]]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class DeliveryError(RuntimeError):
-    """The broker did not acknowledge a decision or dead letter: offsets must not be committed."""
+def _moment(time_ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=time_ms)
 
 
-@dataclass
-class _Pending:
-    """A sent output, waiting for the broker's acknowledgement before its offset is committed."""
-
-    future: FutureRecordMetadata
-    decision: Decision | None
-    polled_at: float
-    event_time: datetime | None
-    partition: int
-    offset: int
-
-
-class _RebalanceQueue(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Runs on the consumer's IO thread: only queues events and pauses new partitions.
-
-    Pausing keeps records of a new partition from being fetched before its context is restored; the
-    main loop does the blocking work (restore, commit) and resumes them.
-    """
-
-    def __init__(self) -> None:
-        self.events: deque[tuple[str, frozenset[TopicPartition]]] = deque()
-        self.consumer: KafkaConsumer | None = None
-
-    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        self.events.append(("revoked", frozenset(revoked)))
-
-    def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
-        self.events.append(("lost", frozenset(lost)))
-
-    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        partitions = frozenset(assigned)
-        if self.consumer is not None and partitions:
-            self.consumer.pause(*partitions)
-        self.events.append(("assigned", partitions))
+def _repause(consumer: KafkaConsumer, paused: set[TopicPartition], wanted: set[TopicPartition]) -> set[TopicPartition]:
+    """Pause and resume so that exactly `wanted` is paused; returns it."""
+    if wanted - paused:
+        consumer.pause(*(wanted - paused))
+    if paused - wanted:
+        consumer.resume(*(paused - wanted))
+    return wanted
 
 
 class StreamWorker:
@@ -129,21 +100,27 @@ class StreamWorker:
         self.health = health
         self.worker_version = worker_version
         self.on_decision = on_decision
-        self.store = ContextStore(global_scope=settings.context_scope == "global")
-        self._stop = False
-        self._stop_signal: int | None = None
-        self._listener = _RebalanceQueue()
-        self._owned: set[int] = set()  # claims partitions whose context is restored
+        self.store = ContextStore(
+            global_scope=settings.context_scope == "global",
+            horizon=evaluator.horizon,
+            lab_groups=evaluator.reference.group_of_loinc,
+        )
+        self.merge = TimeOrderedMerge(grace_ms=settings.context_grace_ms)
+        self.ledger = OffsetLedger(time.monotonic)
+        self._listener = RebalanceQueue()
+        self._joined = False
+        self._rebuilding: dict[int, float] = {}  # claims partition -> when its rebuild started
         self._context_tps: set[TopicPartition] = set()
-        self._dlq_watermark: dict[TopicPartition, int] = {}
-        self._consumed: dict[TopicPartition, int] = {}  # next offset to commit, per input partition
-        self._pending: list[_Pending] = []
+        self._paused_context: set[TopicPartition] = set()
+        self._paused_claims: set[TopicPartition] = set()
         self._series_tps: set[TopicPartition] = set()  # partitions with lag/commit series exported
         self._claims_count = 1
-        # Monotonic time the first partition was assigned: consumption (restore included) starts
+        self._context_counts: dict[str, int] = {}
+        self._stop = False
+        self._stop_signal: int | None = None
+        # Monotonic time the first partition was assigned: consumption (rebuild included) starts
         # here, after the group join. Throughput reports (demo, benchmark) measure from it.
         self.consuming_since: float | None = None
-        self._context_counts: dict[str, int] = {}
         self.group: KafkaConsumer | None = None
         self.context: KafkaConsumer | None = None
         self.producer: KafkaProducer | None = None
@@ -173,11 +150,18 @@ class StreamWorker:
             self._check_topics()
             self._listener.consumer = self.group
             self.group.subscribe(topics=[self.topics.claims], listener=self._listener)
-            log.info("worker_started", group_id=self.settings.group_id, context_scope=self.settings.context_scope)
+            self.health.set_ready("joining the consumer group")
+            log.info(
+                "worker_started",
+                group_id=self.settings.group_id,
+                context_scope=self.settings.context_scope,
+                timestamp_source=self.settings.timestamp_source,
+                context_grace_ms=self.settings.context_grace_ms,
+            )
             while not self._stop and not (until is not None and until()):
                 self._iterate()
             log.info("stopping", signal=self._stop_signal)
-            self._complete_batch()
+            self._checkpoint()
         finally:
             self._close()
             sys.setswitchinterval(previous_switch_interval)
@@ -216,57 +200,69 @@ class StreamWorker:
 
     def _iterate(self) -> None:
         assert self.group is not None
-        batch = self.group.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self.settings.max_batch)
-        polled_at = time.monotonic()
-        self._apply_rebalance_events()
-        self._follow_context(timeout_ms=0)
+        waiting = self.merge.waiting_longest() is not None
+        claims_wait = 0 if waiting else self._idle_wait_ms()
+        batch = self.group.poll(timeout_ms=claims_wait, max_records=self.settings.max_batch)
+        self._apply_rebalance()
         if batch:
-            self._sync_context({tp.partition for tp in batch})
+            epoch = self.merge.next_epoch()
             for tp, records in batch.items():
-                if tp.partition not in self._owned:
-                    continue  # revoked while this batch was in flight; the new owner decides them
                 for record in records:
-                    self._process_claim(record, polled_at)
-        self._complete_batch()
+                    self._queue_claim(tp, record, epoch)
+        self._read_context(timeout_ms=CONTEXT_WAIT_MS if waiting else 0)
+        self._ask_end_offsets()
+        for partition, queued in self.merge.ready(time.monotonic()):
+            self._process(partition, queued)
+        self._checkpoint()
+        self._flow_control()
+        self._check_waiting()
         self._update_gauges()
         self._beat()
-        self.health.set_ready(None if not self._listener.events else "rebalance in progress")
+        self._update_readiness()
+
+    def _idle_wait_ms(self) -> int:
+        grace = self.merge.grace_wait_ms()
+        return POLL_TIMEOUT_MS if grace is None else max(1, min(POLL_TIMEOUT_MS, grace))
 
     def _beat(self) -> None:
-        """The loop is alive (also during long restores): /livez and the heartbeat metric agree."""
+        """The loop is alive (also during long rebuilds): /livez and the heartbeat metric agree."""
         self.health.beat()
         self.metrics.loop_heartbeat.set(time.time())
 
+    def _update_readiness(self) -> None:
+        """/readyz: ready once the worker joined its group and rebuilt the context of its assignment."""
+        if self._listener.events:
+            reason: str | None = "rebalance in progress"
+        elif not self._joined:
+            reason = "joining the consumer group"
+        elif self._rebuilding:
+            reason = f"rebuilding the context of partitions {sorted(self._rebuilding)}"
+        else:
+            reason = None
+        if reason is None and not self.health.ready()[0]:
+            log.info("worker_ready", partitions=sorted(self.merge.tasks), **dict(self.store.sizes))
+        self.health.set_ready(reason)
+
     # --- rebalance ----------------------------------------------------------------------------------
 
-    def _apply_rebalance_events(self) -> None:
-        """Apply queued rebalance events in order.
-
-        The range assignor rebalances eagerly: every member gives up everything, then gets its new
-        share. A partition revoked and handed straight back was consumed by nobody in between, so
-        its context is kept; one that was lost (evicted from the group) may have been, so its
-        context is dropped and restored.
-        """
+    def _apply_rebalance(self) -> None:
         assert self.group is not None
-        revoked: set[int] = set()
-        while self._listener.events:
-            event, partitions = self._listener.events.popleft()
+        events = self._listener.drain()
+        if not events:
+            return
+        for event, numbers, _ in events:
             self.metrics.rebalances.labels(event=event).inc()
-            numbers = {tp.partition for tp in partitions}
             log.info("rebalance", event_type=event, partitions=sorted(numbers))
-            if event == "lost":
-                self._release(numbers & self._owned)
-                revoked -= numbers
-            elif event == "revoked":
-                revoked |= numbers
-            else:
-                self._release((revoked - numbers) & self._owned)
-                revoked.clear()
-                new = numbers - self._owned
-                if new:
-                    self._restore(new)
-                self.group.resume(*partitions)
-        self._release(revoked & self._owned)
+        plan = plan_rebalance(((event, numbers) for event, numbers, _ in events), self.merge.tasks)
+        self._joined = self._joined or plan.joined
+        self._release(set(plan.release))
+        for partition in plan.handed_back:
+            self.merge.reset_queue(partition)
+        if plan.new:
+            self._open(set(plan.new))
+        assigned = {tp for event, _, tps in events if event == "assigned" for tp in tps}
+        if assigned:
+            self.group.resume(*assigned)
 
     def _context_tps_for(self, partitions: Iterable[int]) -> set[TopicPartition]:
         if self.store.global_scope:
@@ -277,80 +273,48 @@ class StreamWorker:
             }
         return {TopicPartition(topic, number) for topic in self.topics.context for number in partitions}
 
-    def _restore(self, partitions: set[int]) -> None:
+    def _open(self, partitions: set[int]) -> None:
+        """Rebuild new partitions: read claims and context from the beginning, in time order."""
+        assert self.group is not None and self.context is not None
         started = time.monotonic()
         if self.consuming_since is None:
             self.consuming_since = started
-        self.health.set_ready(f"restoring context of partitions {sorted(partitions)}")
-        assert self.group is not None and self.context is not None
-        claims_tps = {TopicPartition(self.topics.claims, number) for number in partitions}
-        wanted = self._context_tps_for(partitions)
-        new_context = wanted - self._context_tps
-        self._owned |= partitions
-        for tp in (*claims_tps, *new_context):
-            committed = self.group.committed(tp)
-            self._dlq_watermark[tp] = committed or 0
+        new_context = self._context_tps_for(partitions) - self._context_tps
+        for tp in new_context:
+            self.ledger.know_committed(tp, self._committed(tp))
         if new_context:
             self._context_tps |= new_context
             self.context.assign(sorted(self._context_tps))
             self.context.seek_to_beginning(*new_context)
-            self._catch_up(new_context, deadline=None)
-        self._restore_history(claims_tps)
-        elapsed = time.monotonic() - started
-        self.metrics.context_restore.observe(elapsed)
-        log.info(
-            "context_restored",
-            partitions=sorted(partitions),
-            seconds=round(elapsed, 3),
-            **dict(self.store.sizes.items()),
-        )
+        for number in partitions:
+            claims_tp = TopicPartition(self.topics.claims, number)
+            committed = self._committed(claims_tp)
+            self.ledger.know_committed(claims_tp, committed)
+            self.group.seek_to_beginning(claims_tp)
+            self.merge.open(number, self._context_tps_for([number]), replay_until=committed)
+            if committed > 0:
+                self._rebuilding[number] = started
+        log.info("partitions_opened", partitions=sorted(partitions), rebuilding=sorted(self._rebuilding))
 
-    def _restore_history(self, claims_tps: set[TopicPartition]) -> None:
-        """Claims before the committed offset are the prior-claims history of their patients.
-
-        Read with a consumer of its own, opened for the restore and closed after it: an idle
-        kafka-python client keeps an IO thread that competes with the loop for the GIL.
-        """
-        targets = {tp: self._dlq_watermark[tp] for tp in claims_tps if self._dlq_watermark[tp] > 0}
-        if not targets:
-            return
-        history = kafka_clients.assigned_consumer(self.settings, "history")
-        try:
-            history.assign(sorted(targets))
-            history.seek_to_beginning(*targets)
-            remaining = dict(targets)
-            while remaining:
-                for tp, records in history.poll(timeout_ms=200).items():
-                    for record in records:
-                        if record.offset >= targets[tp]:
-                            break
-                        try:
-                            claim = read_event(self.wire, "claim", record.key, record.value, Claim)
-                        except Rejected:
-                            continue  # dead-lettered when it was first processed
-                        if claim.j7507_lines:
-                            self.store.add_claim(tp.partition, claim)
-                for tp in list(remaining):
-                    if history.position(tp) >= targets[tp]:
-                        del remaining[tp]
-                self._beat()
-        finally:
-            history.close(autocommit=False)
+    def _committed(self, tp: TopicPartition) -> int:
+        assert self.group is not None
+        return self.group.committed(tp) or 0
 
     def _release(self, partitions: set[int]) -> None:
         if not partitions:
             return
         assert self.context is not None
-        self._owned -= partitions
         for number in partitions:
             self.store.drop(number)
-            self._consumed.pop(TopicPartition(self.topics.claims, number), None)
-        if not self.store.global_scope:
-            dropped = {tp for tp in self._context_tps if tp.partition in partitions}
-            self._context_tps -= dropped
-            for tp in dropped:
-                self._consumed.pop(tp, None)
-            self.context.assign(sorted(self._context_tps))
+            orphaned = self.merge.close(number)
+            self._rebuilding.pop(number, None)
+            self.ledger.forget([TopicPartition(self.topics.claims, number)])
+            if not self.store.global_scope:
+                gone = {TopicPartition(*tp) for tp in orphaned}
+                self._context_tps -= gone
+                self._paused_context -= gone
+                self.ledger.forget(gone)
+        self.context.assign(sorted(self._context_tps))
         # Series for partitions another worker now owns would show stale lag on the dashboards.
         for tp in list(self._series_tps):
             if tp.partition in partitions and (tp.topic == self.topics.claims or not self.store.global_scope):
@@ -358,89 +322,114 @@ class StreamWorker:
                 for gauge in (self.metrics.consumer_lag, self.metrics.last_commit):
                     with contextlib.suppress(KeyError):
                         gauge.remove(tp.topic, str(tp.partition))
-        for tp in list(self._dlq_watermark):
-            if tp.partition in partitions and (tp.topic == self.topics.claims or not self.store.global_scope):
-                del self._dlq_watermark[tp]
 
-    # --- context ------------------------------------------------------------------------------------
+    # --- input ------------------------------------------------------------------------------------
 
-    def _follow_context(self, timeout_ms: int) -> None:
+    def _record_time(self, record: Any, event_time: datetime | None) -> int:
+        """A record's time (docs/contract.md): its Kafka timestamp, or the event's event_time."""
+        kafka_time = record.timestamp if record.timestamp is not None and record.timestamp >= 0 else None
+        if self.settings.timestamp_source == "event_time" and event_time is not None:
+            with contextlib.suppress(OverflowError):
+                return (event_time - _EPOCH) // timedelta(milliseconds=1)
+        if kafka_time is not None:
+            return int(kafka_time)
+        if event_time is not None:
+            with contextlib.suppress(OverflowError):
+                return (event_time - _EPOCH) // timedelta(milliseconds=1)
+        return 0
+
+    def _queue_claim(self, tp: TopicPartition, record: Any, epoch: int) -> None:
+        self.metrics.records_consumed.labels(topic=record.topic).inc()
+        try:
+            claim: Claim | None = read_event(self.wire, "claim", record.key, record.value, Claim)
+            rejected: Rejected | None = None
+        except Rejected as error:
+            claim, rejected = None, error
+        time_ms = self._record_time(record, claim.event_time if claim else None)
+        needs_context = claim is not None and bool(claim.j7507_lines)
+        self.merge.offer(
+            tp.partition,
+            QueuedClaim(record.offset, time_ms, epoch, (record, claim, rejected), needs_context=needs_context),
+        )
+
+    def _read_context(self, timeout_ms: int) -> None:
         assert self.context is not None
         if not self._context_tps:
             return
         for tp, records in self.context.poll(timeout_ms=timeout_ms).items():
-            kind = "prescription" if tp.topic == self.topics.prescriptions else "lab"
             self.metrics.records_consumed.labels(topic=tp.topic).inc(len(records))
             for record in records:
-                self._apply_context(tp, kind, record)
-            self._consumed[tp] = records[-1].offset + 1
+                self.merge.context_read(tp, record.offset, self._apply_context(tp, record))
+            self.ledger.consume(tp, records[-1].offset + 1)
 
-    def _apply_context(self, tp: TopicPartition, kind: str, record: Any) -> None:
+    def _apply_context(self, tp: TopicPartition, record: Any) -> int:
+        """Apply one context record to the store; returns its time."""
         try:
-            if kind == "prescription":
-                self.store.add_prescription(
-                    tp.partition, read_event(self.wire, "prescription", record.key, record.value, Prescription)
-                )
+            if tp.topic == self.topics.prescriptions:
+                prescription = read_event(self.wire, "prescription", record.key, record.value, Prescription)
+                time_ms = self._record_time(record, prescription.event_time)
+                late = self.store.add_prescription(tp.partition, prescription, time_ms)
             else:
-                self.store.add_lab(tp.partition, read_event(self.wire, "lab", record.key, record.value, LabResult))
+                lab = read_event(self.wire, "lab", record.key, record.value, LabResult)
+                time_ms = self._record_time(record, lab.event_time)
+                late = self.store.add_lab(tp.partition, lab, time_ms)
         except Rejected as rejected:
-            # Poison seen before (below the committed watermark) was dead-lettered then.
-            if record.offset >= self._dlq_watermark.get(tp, 0) and self._has_dlq_duty(tp):
+            # Poison seen before (below the committed offset) was dead-lettered then.
+            if record.offset >= self.ledger.committed.get(tp, 0) and self._has_dlq_duty(tp):
                 self._dead_letter(tp, record, rejected)
+            return self._record_time(record, None)
+        if late:
+            self.metrics.late_context.labels(topic=tp.topic).inc()
+        return time_ms
 
-    def _has_dlq_duty(self, tp: TopicPartition) -> bool:
+    def _has_dlq_duty(self, tp: Tp) -> bool:
         if not self.store.global_scope:
             return True  # only owned partitions are followed
-        return tp.partition % self._claims_count in self._owned
+        return tp[1] % self._claims_count in self.merge.tasks
 
-    def _sync_context(self, partitions: set[int]) -> None:
-        """Wait until the context partitions of these claims partitions reach the broker's end offsets.
-
-        The end offsets are asked for after the claims were fetched, so they cover every context
-        event acknowledged before those claims were produced. Some brokers answer ListOffsets short
-        when the newest batch holds several records; the fetch high watermark covers that case.
-        """
-        tps = self._context_tps_for(partitions) & self._context_tps
-        if tps:
-            self._catch_up(tps, deadline=time.monotonic() + self.settings.context_sync_timeout_s)
-
-    def _catch_up(self, tps: set[TopicPartition], deadline: float | None) -> None:
+    def _ask_end_offsets(self) -> None:
+        """End offsets, asked after the claims waiting for them were fetched (the freshness rule)."""
         assert self.context is not None
-        targets = self.context.end_offsets(sorted(tps))
-        while True:
-            behind = set()
-            for tp in tps:
-                target = max(targets.get(tp) or 0, self.context.highwater(tp) or 0)
-                if self.context.position(tp) < target or self.context.highwater(tp) is None:
-                    behind.add(tp)
-            if not behind:
-                return
-            if deadline is not None and time.monotonic() > deadline:
-                raise DeliveryError(
-                    f"context partitions {sorted(f'{tp.topic}-{tp.partition}' for tp in behind)} did not catch up "
-                    f"within {self.settings.context_sync_timeout_s:g}s"
-                )
-            self._follow_context(timeout_ms=100)
-            self._beat()
+        wanted = self.merge.wanted_targets()
+        if not wanted:
+            return
+        tps = [TopicPartition(*tp) for tp in wanted]
+        ends = self.context.end_offsets(tps)
+        for tp in tps:
+            highwater = self.context.highwater(tp)
+            if highwater is None and (ends.get(tp) or 0) > 0:
+                continue  # nothing fetched yet; some brokers answer ListOffsets short: wait for a fetch
+            self.merge.set_target(tp, max(ends.get(tp) or 0, highwater or 0), self.merge.epoch)
+            self.merge.context_position(tp, self.context.position(tp))
 
-    # --- claims -------------------------------------------------------------------------------------
+    # --- claims -----------------------------------------------------------------------------------
 
-    def _process_claim(self, record: Any, polled_at: float) -> None:
-        tp = TopicPartition(record.topic, record.partition)
-        self.metrics.records_consumed.labels(topic=record.topic).inc()
-        self._consumed[tp] = record.offset + 1
-        try:
-            claim = read_event(self.wire, "claim", record.key, record.value, Claim)
-        except Rejected as rejected:
+    def _process(self, partition: int, queued: QueuedClaim) -> None:
+        record, claim, rejected = queued.payload
+        tp = TopicPartition(self.topics.claims, partition)
+        self.ledger.consume(tp, queued.offset + 1)
+        if queued.history:
+            if claim is not None:
+                self.store.add_claim(partition, claim, queued.time)
+            if partition in self._rebuilding and self.merge.tasks[partition].replayed:
+                self._rebuilt(partition)
+            return
+        if partition in self._rebuilding:
+            self._rebuilt(partition)
+        if rejected is not None:
             self._dead_letter(tp, record, rejected)
             return
+        assert claim is not None
         if not claim.j7507_lines:
+            self.store.add_claim(partition, claim, queued.time)
             self.metrics.claims_decided.labels(outcome="skipped").inc()
             log.debug("claim_skipped", claim_id=claim.claim_id, claim_version=claim.claim_version)
             return
-        context = self.store.patient(record.partition, claim.patient_id)
+        context = self.store.as_of(partition, claim.patient_id, queued.time)
         try:
-            decision = self.evaluator.decide(claim, context, Source(record.topic, record.partition, record.offset))
+            decision = self.evaluator.decide(
+                claim, context, Source(record.topic, partition, record.offset), context_as_of=_moment(queued.time)
+            )
             value = self.wire.encode("ClaimDecision", decision.to_dict(), self.topics.decisions)
         except RegistryError:
             raise  # the registry is down or refuses our schema: stop and retry, never dead-letter good claims
@@ -459,12 +448,23 @@ class StreamWorker:
                 ("rule_pack", str(decision.rule_pack).encode()),
             ],
         )
-        self._pending.append(_Pending(future, decision, polled_at, claim.event_time, record.partition, record.offset))
+        polled_at = time.monotonic()
+        self.ledger.sent(
+            future,
+            f"{record.topic}-{partition}@{record.offset}",
+            lambda acked_at: self._record_decision(decision, claim, partition, record.offset, polled_at, acked_at),
+        )
         # Decided claims become prior claims for the patient's later claims.
-        self.store.add_claim(record.partition, claim)
+        self.store.add_claim(partition, claim, queued.time)
+
+    def _rebuilt(self, partition: int) -> None:
+        started = self._rebuilding.pop(partition)
+        elapsed = time.monotonic() - started
+        self.metrics.context_restore.observe(elapsed)
+        log.info("context_rebuilt", partition=partition, seconds=round(elapsed, 3), **dict(self.store.sizes))
 
     def _dead_letter(self, tp: TopicPartition, record: Any, rejected: Rejected) -> None:
-        letter: DeadLetter = dead_letter(
+        letter = dead_letter(
             topic=tp.topic,
             partition=tp.partition,
             offset=record.offset,
@@ -478,7 +478,7 @@ class StreamWorker:
         )
         assert self.producer is not None
         future = self.producer.send(self.topics.dead_letter, key=letter.key, value=letter.value, headers=letter.headers)
-        self._pending.append(_Pending(future, None, time.monotonic(), None, tp.partition, record.offset))
+        self.ledger.sent(future, f"{tp.topic}-{tp.partition}@{record.offset}")
         self.metrics.dead_letters.labels(reason=rejected.reason).inc()
         log.warning(
             "dead_letter",
@@ -490,34 +490,42 @@ class StreamWorker:
             error=rejected.message,
         )
 
-    # --- acknowledge and commit ---------------------------------------------------------------------
+    # --- acknowledge and commit -------------------------------------------------------------------
 
-    def _complete_batch(self) -> None:
-        """Flush, confirm every output was acknowledged, record the decisions, then commit."""
-        assert self.producer is not None and self.group is not None
-        if self._pending:
-            self.producer.flush(timeout=FLUSH_TIMEOUT_S)
-            acked_at = time.monotonic()
-            now = datetime.now(UTC)
-            for pending in self._pending:
-                if not pending.future.is_done or pending.future.failed():
-                    raise DeliveryError(
-                        f"output for partition {pending.partition} offset {pending.offset} was not acknowledged: "
-                        f"{pending.future.exception!r}"
-                    )
-                if pending.decision is not None:
-                    self._record_decision(pending, acked_at, now)
-            self._pending.clear()
-        self._commit()
+    def _checkpoint(self) -> None:
+        assert self.producer is not None
+        producer = self.producer
+        committed = self.ledger.checkpoint(
+            lambda: producer.flush(timeout=FLUSH_TIMEOUT_S),
+            self._commit,
+            lambda tp: tp[0] == self.topics.claims or self._has_dlq_duty(tp),
+        )
+        now = time.time()
+        for tp in committed:
+            topic_partition = TopicPartition(*tp)
+            self.metrics.last_commit.labels(topic=tp[0], partition=str(tp[1])).set(now)
+            self._series_tps.add(topic_partition)
 
-    def _record_decision(self, pending: _Pending, acked_at: float, now: datetime) -> None:
-        decision = pending.decision
-        assert decision is not None
-        latency = acked_at - pending.polled_at
+    def _commit(self, offsets: Mapping[Tp, int]) -> bool:
+        assert self.group is not None
+        try:
+            self.group.commit(
+                {TopicPartition(*tp): OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
+            )
+        except (CommitFailedError, KafkaError) as error:
+            # A rebalance took the partitions: their new owner replays from the last commit, and the
+            # replayed claims get the same decision ids. Nothing is lost.
+            log.warning("commit_failed", error_class=type(error).__name__, partitions=len(offsets))
+            return False
+        return True
+
+    def _record_decision(
+        self, decision: Decision, claim: Claim, partition: int, offset: int, polled_at: float, acked_at: float
+    ) -> None:
+        latency = acked_at - polled_at
         self.metrics.claim_processing.observe(latency)
-        if pending.event_time is not None:
-            event_time = pending.event_time if pending.event_time.tzinfo else pending.event_time.replace(tzinfo=UTC)
-            self.metrics.end_to_end_latency.observe(max(0.0, (now - event_time).total_seconds()))
+        if claim.event_time is not None:
+            self.metrics.end_to_end_latency.observe(max(0.0, (datetime.now(UTC) - claim.event_time).total_seconds()))
         self.metrics.claims_decided.labels(outcome=decision.outcome.lower()).inc()
         for line in decision.lines:
             for finding in line.findings:
@@ -531,52 +539,57 @@ class StreamWorker:
             outcome=decision.outcome,
             rule_ids=list(decision.rule_ids),
             rule_pack=str(decision.rule_pack),
-            partition=pending.partition,
-            offset=pending.offset,
+            partition=partition,
+            offset=offset,
+            context_as_of=decision.context_as_of.isoformat() if decision.context_as_of else None,
             latency_ms=round(latency * 1000, 2),
         )
         if self.on_decision is not None:
             self.on_decision(decision)
 
-    def _commit(self) -> None:
-        assert self.group is not None
-        offsets = {
-            tp: OffsetAndMetadata(offset, "", -1)
-            for tp, offset in self._consumed.items()
-            if offset > self._dlq_watermark.get(tp, 0) and (tp.topic == self.topics.claims or self._has_dlq_duty(tp))
-        }
-        if not offsets:
+    # --- flow control and health ------------------------------------------------------------------
+
+    def _flow_control(self) -> None:
+        """Pause what is ahead (`TimeOrderedMerge.pause_plan`), resume the rest."""
+        assert self.group is not None and self.context is not None
+        group = self.group
+
+        def caught_up(partition: int) -> bool:
+            task = self.merge.tasks[partition]
+            highwater = group.highwater(TopicPartition(self.topics.claims, partition))
+            fetched = task.queue[-1].offset + 1 if task.queue else task.next_offset
+            return highwater is not None and fetched >= highwater
+
+        context, claims = self.merge.pause_plan(caught_up)
+        self._paused_context = _repause(self.context, self._paused_context, {TopicPartition(*tp) for tp in context})
+        self._paused_claims = _repause(
+            group, self._paused_claims, {TopicPartition(self.topics.claims, number) for number in claims}
+        )
+
+    def _check_waiting(self) -> None:
+        waiting = self.merge.waiting_longest()
+        if waiting is None:
             return
-        try:
-            self.group.commit(offsets)
-        except (CommitFailedError, KafkaError) as error:
-            # A rebalance took the partitions: their new owner replays from the last commit, and the
-            # replayed claims get the same decision ids. Nothing is lost.
-            log.warning("commit_failed", error_class=type(error).__name__, partitions=len(offsets))
-            return
-        now = time.time()
-        for tp, meta in offsets.items():
-            self._dlq_watermark[tp] = meta.offset
-            self.metrics.last_commit.labels(topic=tp.topic, partition=str(tp.partition)).set(now)
-            self._series_tps.add(tp)
+        partition, since = waiting
+        if time.monotonic() - since > self.settings.context_sync_timeout_s:
+            raise DeliveryError(
+                f"claims of partition {partition} waited more than {self.settings.context_sync_timeout_s:g}s for "
+                "their context partitions to catch up"
+            )
 
     def _update_gauges(self) -> None:
         assert self.group is not None and self.context is not None
-        self.metrics.assigned_partitions.set(len(self._owned))
-        for kind in ("patients", "prescriptions", "labs", "prior_claims"):
+        self.metrics.assigned_partitions.set(len(self.merge.tasks))
+        for kind in CONTEXT_KINDS:
             self.metrics.context_entries.labels(kind=kind).set(self.store.sizes[kind])
-        for consumer, tps in ((self.group, self._claims_tps()), (self.context, self._context_tps)):
+        claims_tps = [TopicPartition(self.topics.claims, number) for number in sorted(self.merge.tasks)]
+        for consumer, tps in ((self.group, claims_tps), (self.context, sorted(self._context_tps))):
             for tp in tps:
                 highwater = consumer.highwater(tp)
-                if highwater is None:
-                    continue
-                position = self._consumed.get(tp)
-                if position is None:
+                position = self.ledger.consumed.get(tp)
+                if highwater is None or position is None:
                     continue
                 self._series_tps.add(tp)
                 self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
                     max(0, highwater - position)
                 )
-
-    def _claims_tps(self) -> list[TopicPartition]:
-        return [TopicPartition(self.topics.claims, number) for number in sorted(self._owned)]

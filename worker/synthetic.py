@@ -151,6 +151,11 @@ class _Payer:
         # commercial-default and medicaid-default both set step_therapy_generic_first
         return not self.medicare
 
+    @property
+    def timely_filing_days(self) -> int:
+        # the built-in packs' limits (rules.md): one year for Medicare and Medicaid, 180 days commercial
+        return 180 if self.payer_type == "COMMERCIAL" else 365
+
     def days_supply_limit(self, date_of_service: date) -> int:
         if self.medicare and date_of_service < date(2025, 1, 1):
             return 30
@@ -355,6 +360,7 @@ SCENARIOS: dict[str, _Scenario] = {
     "duplicate-line": _Scenario("coding", "duplicate-line", fixable=True),
     "duplicate-claim": _Scenario("coding", "duplicate-line", weight=0.5),
     "days-supply-over-limit": _Scenario("coding", "days-supply-exceeds-limit", weight=4.5),
+    "filed-late": _Scenario("coding", "timely-filing-expired", weight=0.6),
     # order and quantity
     "lapsed-prescription": _Scenario("order", "no-active-prescription"),
     "strength-mismatch": _Scenario("order", "prescription-strength-mismatch"),
@@ -894,6 +900,8 @@ class _PatientSimulation:
             claim_time = self._claim_time(plan)
             claim_id = self.ids.next("CLM")
             scenario = plan.scenario if plan.scenario in SCENARIOS else None
+            if scenario == "filed-late":  # the pharmacy billed it after the payer's limit had passed
+                claim_time += (self.payer.timely_filing_days + self.rng.randint(3, 60)) * 1440
             if scenario == "duplicate-claim":  # billed again under a new claim id: the copy is the problem
                 original = self._emit_claim(plan, claim_id, 1, claim_time, None)
                 duplicate_time = claim_time + self.rng.randint(60, 300)

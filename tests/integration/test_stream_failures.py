@@ -73,7 +73,7 @@ def test_a_killed_worker_is_replaced_without_losing_a_claim(
 
     with OutputCollector(stream) as outputs:
         with WorkerProcess(stream, tmp_path, "first") as first:
-            first.wait_for_event(lambda e: e.get("event") == "context_restored", "a restored assignment", 60)
+            first.wait_for_event(lambda e: e.get("event") == "worker_ready", "a rebuilt assignment", 60)
             with BackgroundProducer(stream.bootstrap, stream.topics, workload.claims, pause_s=0.02) as load:
                 outputs.wait_for(decisions=300)
                 first.send_signal(signal.SIGKILL)
@@ -281,7 +281,7 @@ def test_sigterm_under_load_exits_zero_with_every_committed_claim_answered(
         OutputCollector(stream) as outputs,
         WorkerProcess(stream, tmp_path, "terminated", gated_logs=True) as worker,
     ):
-        worker.wait_for_event(lambda e: e.get("event") == "context_restored", "a restored assignment", 60)
+        worker.wait_for_event(lambda e: e.get("event") == "worker_ready", "a rebuilt assignment", 60)
         worker.hold_logs()
         with BackgroundProducer(stream.bootstrap, stream.topics, workload.claims, pause_s=0.01) as load:
             # Its stdout full, the worker stops inside a claim_decided line, before the batch's commit.

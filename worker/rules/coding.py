@@ -270,3 +270,33 @@ def modifier_not_allowed(facts: LineFacts) -> Hit | None:
         evidence={"modifiers": disallowed, "allowed_modifiers": sorted(allowed)},
         fix=f"Remove {', '.join(disallowed)}; allowed here: {', '.join(sorted(allowed))}.",
     )
+
+
+@rule(
+    "timely-filing-expired",
+    family="coding",
+    outcomes=("DENY_RISK",),
+    settings=("timely_filing_days",),
+    policy_ref="42 CFR 424.44",
+    expected_carc="CO-29",
+)
+def timely_filing_expired(facts: LineFacts) -> Hit | None:
+    """The claim was filed more than `timely_filing_days` days after the line's date of service.
+
+    Filed = the UTC calendar date of the claim's `event_time`; a claim without one (an offline bundle
+    may omit it) is not checked. Exactly `timely_filing_days` days after DOS is still in time. Medicare
+    allows one calendar year (42 CFR 424.44); the limit is also how far back the stream's context
+    reaches, so a claim past it may have been decided without context older than the limit.
+    """
+    filed = facts.claim_facts.filed_on
+    limit = facts.settings.timely_filing_days
+    if filed is None or (filed - facts.dos).days <= limit:
+        return None
+    return Hit(
+        message=(
+            f"Filed on {filed}, {(filed - facts.dos).days} days after the service on {facts.dos}; "
+            f"the payer's filing limit is {limit} days."
+        ),
+        evidence={"filed_on": filed, "date_of_service": facts.dos, "timely_filing_days": limit},
+        fix=("Look for proof of timely filing (an earlier submission, a payer delay); else the claim cannot be paid."),
+    )

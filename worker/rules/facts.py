@@ -5,12 +5,12 @@ Definitions follow the "Terms used" section of rules.md; each property's docstri
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 
-from worker.context import PatientContext, PriorLine
+from worker.context import LabFacts, PatientContext, PriorLine, RxFacts
 
 __all__ = ["ClaimFacts", "LineFacts", "PriorLine", "effective_date", "is_tacrolimus_ir_oral"]
-from worker.events import Claim, ClaimLine, LabResult, Prescription
+from worker.events import Claim, ClaimLine
 from worker.lazy import lazy
 from worker.reference import NdcProduct, ReferenceData, normalize_drug, normalize_ndc
 from worker.rules.packs import PackSettings, normalize_diagnosis
@@ -32,22 +32,33 @@ class ClaimFacts:
         return self.claim.j7507_lines
 
     @lazy
-    def prescriptions(self) -> list[Prescription]:
+    def prescriptions(self) -> list[RxFacts]:
         return self.context.prescriptions
 
     @lazy
-    def counted_labs(self) -> list[LabResult]:
+    def counted_labs(self) -> list[LabFacts]:
         return self.context.counted_labs()
 
     @lazy
-    def labs_by_group(self) -> dict[str, list[LabResult]]:
+    def labs_by_group(self) -> dict[str, list[LabFacts]]:
         """Counted labs per LOINC rule group (tacrolimus_level, creatinine, egfr, hepatic), oldest first."""
-        return self.context.clinical.counted_labs_by_group(self.reference.group_of_loinc)
+        return self.context.counted_labs_by_group(self.reference.group_of_loinc)
 
     @lazy
     def prior_lines(self) -> list[PriorLine]:
         """J7507 lines of the highest version of each other claim; this claim's own versions never count."""
         return self.context.prior_lines(self.claim.claim_id)
+
+    @lazy
+    def filed_on(self) -> date | None:
+        """The UTC calendar date of the claim's `event_time` (when it was filed); None when unknown."""
+        moment = self.claim.event_time
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(UTC).date()
+        except OverflowError:  # 0001-01-01T00:00+14:00 has no UTC date: keep its local date
+            return moment.date()
 
     @lazy
     def diagnosis_codes(self) -> tuple[str, ...]:
@@ -100,22 +111,22 @@ class LineFacts:
     # --- prescriptions --------------------------------------------------------------------------
 
     @lazy
-    def active_prescriptions(self) -> list[Prescription]:
+    def active_prescriptions(self) -> list[RxFacts]:
         return [rx for rx in self.claim_facts.prescriptions if rx.active_on(self.dos)]
 
-    def active_with_ingredient(self, *names: str) -> list[Prescription]:
+    def active_with_ingredient(self, *names: str) -> list[RxFacts]:
         wanted = {normalize_drug(name) for name in names}
         return [rx for rx in self.active_prescriptions if rx.ingredient_key in wanted]
 
     @lazy
-    def named_prescription(self) -> Prescription | None:
+    def named_prescription(self) -> RxFacts | None:
         """The prescription the line names, whatever its status (None when unknown or not named)."""
         if not self.line.prescription_id:
             return None
         return self.claim_facts.context.prescription(self.line.prescription_id)
 
     @lazy
-    def matched_prescription(self) -> Prescription | None:
+    def matched_prescription(self) -> RxFacts | None:
         """rules.md "matched prescription": the named one (no fallback if unknown), else the
         tacrolimus IMMEDIATE_RELEASE ORAL prescription active on DOS with the latest start_date
         (of equal start dates, the one recorded last)."""
@@ -151,11 +162,11 @@ class LineFacts:
         except OverflowError:  # a DOS near year 1: the window starts at the beginning of time
             return date.min
 
-    def labs_in_window(self, group: str) -> list[LabResult]:
+    def labs_in_window(self, group: str) -> list[LabFacts]:
         """Counted labs of a LOINC group with effective date in [DOS − lookback, DOS], oldest first."""
         return self.labs_between(group, self.window_start, self.dos)
 
-    def labs_between(self, group: str, start: date, end: date) -> list[LabResult]:
+    def labs_between(self, group: str, start: date, end: date) -> list[LabFacts]:
         return [lab for lab in self.claim_facts.labs_by_group.get(group, ()) if start <= lab.effective_date <= end]
 
     # --- history --------------------------------------------------------------------------------
@@ -165,10 +176,10 @@ class LineFacts:
         return [line for line in self.claim_facts.j7507_lines if line.line_number < self.line.line_number]
 
 
-def is_tacrolimus_ir_oral(rx: Prescription) -> bool:
+def is_tacrolimus_ir_oral(rx: RxFacts) -> bool:
     return rx.ingredient_key == TACROLIMUS and rx.formulation == "IMMEDIATE_RELEASE" and rx.route == "ORAL"
 
 
-def effective_date(lab: LabResult) -> date:
+def effective_date(lab: LabFacts) -> date:
     """The UTC calendar date of the lab's effective time (naive times are taken as UTC)."""
     return lab.effective_date

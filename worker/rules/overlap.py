@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from worker.events import Prescription
+from worker.context import RxFacts
 from worker.rules.facts import TACROLIMUS, LineFacts
 from worker.rules.registry import Hit, rule
 
 CYP3A4_CLASSES = ("strong_cyp3a4_inhibitor", "strong_cyp3a4_inducer")
 
 
-def _overlap_hit(facts: LineFacts, overlapping: list[Prescription], what: str, fix: str) -> Hit:
+def _overlap_hit(facts: LineFacts, overlapping: list[RxFacts], what: str, fix: str) -> Hit:
     """DENY_RISK unless every overlapping prescription is justified (it or the matched one has a
     clinical justification); then INFO, recorded for the analyst but changing nothing."""
     matched = facts.matched_prescription

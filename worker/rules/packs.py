@@ -67,6 +67,9 @@ class PackSettings(_Strict):
     step_therapy_generic_first: bool
     specialty_pharmacy_npis: frozenset[str]
     lifetime_units_cap: float | None = Field(ge=0)
+    # Days after the date of service a claim may still be filed; also how far back a claim can reach,
+    # so it bounds the patient context the stream keeps (docs/contract.md, "context horizon").
+    timely_filing_days: int = Field(ge=0)
     non_preferred_ndcs: frozenset[str]
     quantity_tolerance: float = Field(ge=0, lt=1)
     refill_window_days: int = Field(ge=0)

@@ -115,8 +115,10 @@ def step_therapy_not_met(facts: LineFacts) -> Hit | None:
     product = facts.product
     if not facts.settings.step_therapy_generic_first or product is None or product.hcpcs != J7507 or not product.brand:
         return None
-    for prior in facts.claim_facts.prior_lines:
-        prior_product = facts.reference.product(prior.line.ndc)
+    # Prior lines held, and the NDCs of prior claims the stream's context has moved past its horizon.
+    prior_ndcs = [prior.line.ndc for prior in facts.claim_facts.prior_lines]
+    for ndc in (*prior_ndcs, *facts.claim_facts.context.expired.ndcs):
+        prior_product = facts.reference.product(ndc)
         if prior_product is not None and prior_product.hcpcs == J7507 and not prior_product.brand:
             return None
     rx = facts.matched_prescription
@@ -150,7 +152,10 @@ def lifetime_cap_exceeded(facts: LineFacts) -> Hit | None:
     cap = facts.settings.lifetime_units_cap
     if cap is None:
         return None
-    prior_units = sum(prior.line.units for prior in facts.claim_facts.prior_lines)
+    # Prior lines held, plus the running total of prior claims moved past the stream's horizon.
+    prior_units = sum(prior.line.units for prior in facts.claim_facts.prior_lines) + float(
+        facts.claim_facts.context.expired.units
+    )
     claim_units = sum(
         line.units for line in facts.claim_facts.j7507_lines if line.line_number <= facts.line.line_number
     )
