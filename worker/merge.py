@@ -108,9 +108,15 @@ class PartitionTask:
 
 
 class TimeOrderedMerge:
-    def __init__(self, grace_ms: int = 0, now_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
+    def __init__(
+        self,
+        grace_ms: int = 0,
+        now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.grace_ms = grace_ms
-        self._now_ms = now_ms
+        self._now_ms = now_ms  # wall clock, for the grace period (record times are wall-clock times)
+        self._monotonic = monotonic  # for how long a claim has waited
         self.tasks: dict[int, PartitionTask] = {}
         self.cursors: dict[Tp, ContextCursor] = {}
         self.epoch = 0
@@ -201,9 +207,10 @@ class TimeOrderedMerge:
 
     # --- output ---------------------------------------------------------------------------------
 
-    def ready(self, monotonic_now: float | None = None) -> Iterator[tuple[int, QueuedClaim]]:
+    def ready(self) -> Iterator[tuple[int, QueuedClaim]]:
         """Pop, task by task in offset order, every head claim whose context is complete."""
         now_ms = self._now_ms()
+        monotonic_now = self._monotonic()
         for task in self.tasks.values():
             while task.queue:
                 head = task.queue[0]

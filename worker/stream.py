@@ -26,7 +26,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -41,10 +41,11 @@ from worker.context_store import CONTEXT_KINDS, ContextStore
 from worker.dlq import dead_letter
 from worker.errors import ConfigError
 from worker.evaluate import Evaluator
-from worker.events import Claim, Decision, LabResult, Prescription, Source
-from worker.intake import Rejected, read_event
+from worker.events import Claim, Decision, Source
+from worker.feed import ContextFeed, ReadyClaim, RejectedRecord
+from worker.intake import Rejected
 from worker.ledger import DeliveryError, OffsetLedger
-from worker.merge import QueuedClaim, TimeOrderedMerge, Tp
+from worker.merge import TimeOrderedMerge, Tp
 from worker.observability import Health, Metrics
 from worker.rebalance import RebalanceQueue, plan_rebalance
 from worker.registry import RegistryError
@@ -64,11 +65,6 @@ CONTEXT_WAIT_MS = 100
 # (heartbeats are sent every second or more).
 GIL_SWITCH_INTERVAL_S = 0.05
 FLUSH_TIMEOUT_S = 30.0
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _moment(time_ms: int) -> datetime:
-    return _EPOCH + timedelta(milliseconds=time_ms)
 
 
 def _repause(consumer: KafkaConsumer, paused: set[TopicPartition], wanted: set[TopicPartition]) -> set[TopicPartition]:
@@ -106,6 +102,14 @@ class StreamWorker:
             lab_groups=evaluator.reference.group_of_loinc,
         )
         self.merge = TimeOrderedMerge(grace_ms=settings.context_grace_ms)
+        self.feed = ContextFeed(
+            wire,
+            settings.topics,
+            self.store,
+            self.merge,
+            timestamp_source=settings.timestamp_source,
+            on_late=lambda topic: self.metrics.late_context.labels(topic=topic).inc(),
+        )
         self.ledger = OffsetLedger(time.monotonic)
         self._listener = RebalanceQueue()
         self._joined = False
@@ -207,12 +211,11 @@ class StreamWorker:
         if batch:
             epoch = self.merge.next_epoch()
             for tp, records in batch.items():
-                for record in records:
-                    self._queue_claim(tp, record, epoch)
+                self.metrics.records_consumed.labels(topic=tp.topic).inc(len(records))
+                self.feed.add_claims(tp.partition, records, epoch)
         self._read_context(timeout_ms=CONTEXT_WAIT_MS if waiting else 0)
         self._ask_end_offsets()
-        for partition, queued in self.merge.ready(time.monotonic()):
-            self._process(partition, queued)
+        self._decide_ready()
         self._checkpoint()
         self._flow_control()
         self._check_waiting()
@@ -325,62 +328,17 @@ class StreamWorker:
 
     # --- input ------------------------------------------------------------------------------------
 
-    def _record_time(self, record: Any, event_time: datetime | None) -> int:
-        """A record's time (docs/contract.md): its Kafka timestamp, or the event's event_time."""
-        kafka_time = record.timestamp if record.timestamp is not None and record.timestamp >= 0 else None
-        if self.settings.timestamp_source == "event_time" and event_time is not None:
-            with contextlib.suppress(OverflowError):
-                return (event_time - _EPOCH) // timedelta(milliseconds=1)
-        if kafka_time is not None:
-            return int(kafka_time)
-        if event_time is not None:
-            with contextlib.suppress(OverflowError):
-                return (event_time - _EPOCH) // timedelta(milliseconds=1)
-        return 0
-
-    def _queue_claim(self, tp: TopicPartition, record: Any, epoch: int) -> None:
-        self.metrics.records_consumed.labels(topic=record.topic).inc()
-        try:
-            claim: Claim | None = read_event(self.wire, "claim", record.key, record.value, Claim)
-            rejected: Rejected | None = None
-        except Rejected as error:
-            claim, rejected = None, error
-        time_ms = self._record_time(record, claim.event_time if claim else None)
-        needs_context = claim is not None and bool(claim.j7507_lines)
-        self.merge.offer(
-            tp.partition,
-            QueuedClaim(record.offset, time_ms, epoch, (record, claim, rejected), needs_context=needs_context),
-        )
-
     def _read_context(self, timeout_ms: int) -> None:
         assert self.context is not None
         if not self._context_tps:
             return
         for tp, records in self.context.poll(timeout_ms=timeout_ms).items():
             self.metrics.records_consumed.labels(topic=tp.topic).inc(len(records))
-            for record in records:
-                self.merge.context_read(tp, record.offset, self._apply_context(tp, record))
+            for bad in self.feed.add_context(tp, records):
+                # Poison seen before (below the committed offset) was dead-lettered then.
+                if bad.record.offset >= self.ledger.committed.get(tp, 0) and self._has_dlq_duty(tp):
+                    self._dead_letter(tp, bad.record, bad.rejected)
             self.ledger.consume(tp, records[-1].offset + 1)
-
-    def _apply_context(self, tp: TopicPartition, record: Any) -> int:
-        """Apply one context record to the store; returns its time."""
-        try:
-            if tp.topic == self.topics.prescriptions:
-                prescription = read_event(self.wire, "prescription", record.key, record.value, Prescription)
-                time_ms = self._record_time(record, prescription.event_time)
-                late = self.store.add_prescription(tp.partition, prescription, time_ms)
-            else:
-                lab = read_event(self.wire, "lab", record.key, record.value, LabResult)
-                time_ms = self._record_time(record, lab.event_time)
-                late = self.store.add_lab(tp.partition, lab, time_ms)
-        except Rejected as rejected:
-            # Poison seen before (below the committed offset) was dead-lettered then.
-            if record.offset >= self.ledger.committed.get(tp, 0) and self._has_dlq_duty(tp):
-                self._dead_letter(tp, record, rejected)
-            return self._record_time(record, None)
-        if late:
-            self.metrics.late_context.labels(topic=tp.topic).inc()
-        return time_ms
 
     def _has_dlq_duty(self, tp: Tp) -> bool:
         if not self.store.global_scope:
@@ -404,31 +362,29 @@ class StreamWorker:
 
     # --- claims -----------------------------------------------------------------------------------
 
-    def _process(self, partition: int, queued: QueuedClaim) -> None:
-        record, claim, rejected = queued.payload
-        tp = TopicPartition(self.topics.claims, partition)
-        self.ledger.consume(tp, queued.offset + 1)
-        if queued.history:
-            if claim is not None:
-                self.store.add_claim(partition, claim, queued.time)
-            if partition in self._rebuilding and self.merge.tasks[partition].replayed:
+    def _decide_ready(self) -> None:
+        for ready in self.feed.ready():
+            partition = ready.partition
+            tp = TopicPartition(self.topics.claims, partition)
+            self.ledger.consume(tp, ready.record.offset + 1)
+            if isinstance(ready, RejectedRecord):
+                self._dead_letter(tp, ready.record, ready.rejected)
+            else:
+                self._decide(tp, ready)
+        for partition in list(self._rebuilding):
+            if self.merge.tasks[partition].replayed:
                 self._rebuilt(partition)
-            return
-        if partition in self._rebuilding:
-            self._rebuilt(partition)
-        if rejected is not None:
-            self._dead_letter(tp, record, rejected)
-            return
-        assert claim is not None
+
+    def _decide(self, tp: TopicPartition, ready: ReadyClaim) -> None:
+        claim, record = ready.claim, ready.record
         if not claim.j7507_lines:
-            self.store.add_claim(partition, claim, queued.time)
+            self.feed.decided(ready)
             self.metrics.claims_decided.labels(outcome="skipped").inc()
             log.debug("claim_skipped", claim_id=claim.claim_id, claim_version=claim.claim_version)
             return
-        context = self.store.as_of(partition, claim.patient_id, queued.time)
         try:
             decision = self.evaluator.decide(
-                claim, context, Source(record.topic, partition, record.offset), context_as_of=_moment(queued.time)
+                claim, ready.context, Source(record.topic, record.partition, record.offset), context_as_of=ready.as_of
             )
             value = self.wire.encode("ClaimDecision", decision.to_dict(), self.topics.decisions)
         except RegistryError:
@@ -448,14 +404,14 @@ class StreamWorker:
                 ("rule_pack", str(decision.rule_pack).encode()),
             ],
         )
-        polled_at = time.monotonic()
+        sent_at = time.monotonic()
         self.ledger.sent(
             future,
-            f"{record.topic}-{partition}@{record.offset}",
-            lambda acked_at: self._record_decision(decision, claim, partition, record.offset, polled_at, acked_at),
+            f"{record.topic}-{record.partition}@{record.offset}",
+            lambda acked_at: self._record_decision(decision, claim, record.partition, record.offset, sent_at, acked_at),
         )
         # Decided claims become prior claims for the patient's later claims.
-        self.store.add_claim(partition, claim, queued.time)
+        self.feed.decided(ready)
 
     def _rebuilt(self, partition: int) -> None:
         started = self._rebuilding.pop(partition)
