@@ -40,6 +40,11 @@ from worker.reference import normalize_ndc
 _arrivals = count()
 
 TACROLIMUS_LEVEL_GROUP = "tacrolimus_level"  # loinc_labs.csv rule_group of tacrolimus levels
+# Claims reach the worker nearly, not exactly, in time order. A claim up to this much older (record
+# time, filing date) than its patient's newest decided claim is still decided exactly as with an
+# unbounded context; the horizon keeps that much more.
+OUT_OF_ORDER_SLACK = timedelta(days=7)
+_SLACK_MS = OUT_OF_ORDER_SLACK // timedelta(milliseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -374,10 +379,10 @@ class PatientRecord:
     def prune(self, horizon: Horizon, settled: int | None, group_of: Mapping[str, str]) -> Counter[str]:
         """Drop what no claim within its filing limit, filed on or after `self.filed_on`, can need.
 
-        `group_of` maps LOINC codes to rule groups. `settled`: the record time every later claim of
-        the patient is at or after (the newest decided claim's), so versions up to it can be folded.
-        With D0 = filed_on − the widest timely_filing_days (the earliest date of service such a claim
-        can have), this keeps:
+        `group_of` maps LOINC codes to rule groups. `settled`: the newest decided claim's record time;
+        later claims are at or after it (less `OUT_OF_ORDER_SLACK`), so versions up to that are folded.
+        With D0 = filed_on − the slack − the widest timely_filing_days (the earliest date of service
+        such a claim can have), this keeps:
 
         - labs with an effective date on or after D0 − the widest lab_lookback_days (every lab
           window), and the newest counted tacrolimus level before that (`interacting-drug-without-
@@ -393,8 +398,9 @@ class PatientRecord:
         dropped: Counter[str] = Counter()
         if self.filed_on is None:
             return dropped
+        settled = None if settled is None else settled - _SLACK_MS
         try:
-            earliest_service = self.filed_on - timedelta(days=horizon.timely_filing_days)
+            earliest_service = self.filed_on - OUT_OF_ORDER_SLACK - timedelta(days=horizon.timely_filing_days)
             earliest_lab = earliest_service - timedelta(days=horizon.lab_lookback_days)
         except OverflowError:
             return dropped
