@@ -8,6 +8,7 @@ a file that lacks a required column or has a bad value fails at start, naming fi
 from __future__ import annotations
 
 import csv
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -118,6 +119,8 @@ def _parse_crosswalk(path: Path | str, text: str) -> dict[str, NdcProduct]:
             strength = float(row["strength_mg"])
         except ValueError:
             raise ConfigError(f"{where}, column strength_mg: not a number: {row['strength_mg']!r}") from None
+        if not math.isfinite(strength):  # "nan" and "inf" parse as floats; no rule can use them
+            raise ConfigError(f"{where}, column strength_mg: not a finite number: {row['strength_mg']!r}")
         brand = (row["brand"] or "").strip().lower()
         if brand not in ("true", "false"):
             raise ConfigError(f"{where}, column brand: expected true or false, got {row['brand']!r}")

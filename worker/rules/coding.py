@@ -33,7 +33,8 @@ def wrong_code_for_product(facts: LineFacts) -> Hit | None:
     Fires when the line's NDC is in the crosswalk under a HCPCS code other than J7507 (evidence
     `expected_code`), or when the matched prescription is tacrolimus but not IMMEDIATE_RELEASE
     ORAL (Envarsus XR J7503, Astagraf XL J7508, injection J7525). The NDC check comes first: it is
-    the stronger evidence, being what was dispensed.
+    the stronger evidence, being what was dispensed. The NDC is looked up in the form of rules.md
+    (a dashed 10-digit NDC such as `0469-0677-73` finds its 11-digit row); evidence shows that form.
     """
     product = facts.product
     if product is not None and product.hcpcs != J7507:
@@ -82,8 +83,8 @@ def wrong_code_for_product(facts: LineFacts) -> Hit | None:
 def ndc_missing(facts: LineFacts) -> Hit | None:
     """The line has no NDC: DENY_RISK where the payer requires one (`requires_ndc`), else HOLD.
 
-    Without an NDC none of the product checks can run, so even payers that do not require it get
-    a HOLD for a person to add it.
+    A blank NDC (empty or spaces) is no NDC. Without an NDC none of the product checks can run, so
+    even payers that do not require it get a HOLD for a person to add it.
     """
     if facts.ndc is not None:
         return None

@@ -152,6 +152,19 @@ class LineFacts:
         assert rx.dose_mg is not None  # finite() checked it
         return EXACT.multiply(EXACT.multiply(dec(rx.dose_mg), rx.doses_per_day), self.days_supply)
 
+    @lazy
+    def quantity_bounds(self) -> tuple[Decimal, Decimal] | None:
+        """expected × (1 − quantity_tolerance) and expected × (1 + quantity_tolerance), exact in
+        decimal (1.2 mg × 3 × 50 days ± 10% is exactly 162 and 198); None without expected."""
+        expected = self.expected_units
+        if expected is None:
+            return None
+        tolerance = dec(self.settings.quantity_tolerance)
+        return (
+            EXACT.multiply(expected, EXACT.subtract(1, tolerance)),
+            EXACT.multiply(expected, EXACT.add(1, tolerance)),
+        )
+
     # --- labs -----------------------------------------------------------------------------------
 
     @lazy

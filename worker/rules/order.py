@@ -84,12 +84,6 @@ def prescription_strength_mismatch(facts: LineFacts) -> Hit | None:
     )
 
 
-def _tolerance_limit(facts: LineFacts, expected: Decimal, sign: int) -> Decimal:
-    """expected × (1 ± quantity_tolerance), exact in decimal (1.2 mg × 3 × 50 days × 1.1 is 198)."""
-    factor = EXACT.add(1, sign * dec(facts.settings.quantity_tolerance))
-    return EXACT.multiply(expected, factor)
-
-
 def _quantity_evidence(facts: LineFacts, expected: Decimal) -> dict[str, object]:
     rx = facts.matched_prescription
     assert rx is not None  # expected_units is only known with a matched prescription
@@ -121,9 +115,8 @@ def quantity_exceeds_prescription(facts: LineFacts) -> Hit | None:
     units count as the whole number within 1e-6 of them, so units exactly at the limit (198 for
     1.2 mg × 3 × 50 days at 10%) are not a finding and the next unit above it is.
     """
-    expected = facts.expected_units
-    units = facts.units
-    if expected is None or units is None or not units > _tolerance_limit(facts, expected, +1):
+    expected, bounds, units = facts.expected_units, facts.quantity_bounds, facts.units
+    if expected is None or bounds is None or units is None or not units > bounds[1]:
         return None
     return Hit(
         message=f"Billed {text(units)} mg but the prescription supports {text(expected)} mg for the supply.",
@@ -147,9 +140,8 @@ def quantity_below_prescription(facts: LineFacts) -> Hit | None:
     Often units billed as capsules instead of milligrams, or a partial fill that needs its days
     supply corrected.
     """
-    expected = facts.expected_units
-    units = facts.units
-    if expected is None or units is None or not units < _tolerance_limit(facts, expected, -1):
+    expected, bounds, units = facts.expected_units, facts.quantity_bounds, facts.units
+    if expected is None or bounds is None or units is None or not units < bounds[0]:
         return None
     return Hit(
         message=f"Billed {text(units)} mg but the prescription calls for {text(expected)} mg for the supply.",

@@ -114,7 +114,8 @@ def step_therapy_not_met(facts: LineFacts) -> Hit | None:
 
     Fires when `step_therapy_generic_first`, the NDC is a brand J7507 crosswalk row, no prior line
     used a non-brand J7507 NDC, and the matched prescription is not both `dispense_as_written` and
-    justified. Payers take step-therapy exceptions through prior authorization, hence CO-197.
+    justified. Payers take step-therapy exceptions through prior authorization, hence CO-197. NDCs,
+    this line's and the prior lines', are looked up in their normalized form (rules.md "NDC form").
     """
     product = facts.product
     if not facts.settings.step_therapy_generic_first or product is None or product.hcpcs != J7507 or not product.brand:
