@@ -38,6 +38,7 @@ from tests.rules.conftest import (
     prior_line,
 )
 from worker.events import Finding
+from worker.rules.exact import text, whole_units
 
 LIMIT_SETTINGS = settings(
     max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")),
@@ -283,3 +284,30 @@ def test_refill_with_exactly_the_window_remaining_is_not_early(prior_dos: str, f
     assert DOS == "2025-12-01"
     changes = {"prior_claims": [prior_claim("CLM-PRIOR", prior_line(prior_dos, days_supply=30))]}
     assert (rule_finding("early-refill", changes) is not None) is fires
+
+
+# --- how numbers are shown -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (1.2, "1.2"),
+        (240.0, "240"),
+        (1234567.5, "1234567.5"),  # %g would print 1.23457e+06
+        (1e-7, "0.0000001"),
+        (1e20, "100000000000000000000"),
+        (-0.0, "0"),
+        (Decimal("1.5") * Decimal("0.8"), "1.2"),
+        (Decimal("0.4000"), "0.4"),
+        (7, "7"),
+    ],
+)
+def test_numbers_are_shown_as_written(value: float | Decimal, shown: str) -> None:
+    assert text(value) == shown
+
+
+def test_units_within_a_millionth_snap_to_the_whole_number() -> None:
+    assert whole_units(29.9999995) == 30
+    assert whole_units(30.000001) == Decimal("30.000001")
+    assert whole_units(float("nan")) is None

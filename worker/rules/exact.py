@@ -30,9 +30,9 @@ def dec(value: float | int) -> Decimal:
     Callers check finiteness first (`Decimal("nan")` would raise on comparison); validated events
     never carry NaN or infinities.
     """
-    if type(value) is int:
-        return Decimal(value)
-    return Decimal(repr(float(value)))
+    if isinstance(value, int):
+        return Decimal(int(value))  # int(): a bool would otherwise be Decimal("True")
+    return Decimal(repr(value))
 
 
 def finite(value: float | None) -> bool:
@@ -65,5 +65,5 @@ def text(value: float | int | Decimal) -> str:
     if not value.is_finite():
         return str(value)
     if is_whole(value):
-        return str(value.quantize(Decimal(1), context=EXACT))
+        return str(int(value))
     return format(value.normalize(EXACT), "f")
