@@ -311,3 +311,22 @@ def test_units_within_a_millionth_snap_to_the_whole_number() -> None:
     assert whole_units(29.9999995) == 30
     assert whole_units(30.000001) == Decimal("30.000001")
     assert whole_units(float("nan")) is None
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"rx.dose_mg": 1e308, "rx.doses_per_day": 2**31 - 1, "rx.dosing_weight_kg": 5e-324},
+        {"rx.dose_mg": 5e-324, "rx.dosing_weight_kg": 1e308},
+        {"line.units": 1e308, "line.ndc_quantity": 1e308, "line.ndc_unit": "GR", "line.days_supply": 2**31 - 1},
+        {"line.units": 5e-324, "line.ndc_quantity": 5e-324, "line.ndc_unit": "ME"},
+        {"labs.1.value": 5e-324, "labs+": [lab("OBS-CREA-2", CREATININE, 1.7976931348623157e308, "2025-11-28")]},
+        {"payer": CAPPED_PLAN, "prior_claims": [prior_claim("CLM-P", prior_line("2024-01-01", units=1e308))]},
+    ],
+    ids=["huge dose per tiny weight", "tiny dose", "huge grams", "tiny mg", "creatinine extremes", "huge prior units"],
+)
+def test_extreme_magnitudes_are_decided_exactly_without_error(changes: dict[str, Any]) -> None:
+    # Doubles overflow to infinity here (1e308 × 2); exact decimals do not, and no rule may raise.
+    findings = findings_for(changes)
+    for finding in findings.values():
+        assert "inf" not in "".join(finding.evidence.values()).lower()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from worker.rules.exact import EXACT, dec, finite, text
 from worker.rules.facts import LineFacts, PriorLine, is_tacrolimus_ir_oral
 from worker.rules.registry import Hit, rule
 
-_PER_KG_PLACES = Decimal("0.0001")  # evidence precision of the mg/kg/day quotient (display only)
+# The mg/kg/day quotient is shown to 10 significant digits (display only: the rule never divides).
+# Significant digits, not decimal places: quantizing 1e308 mg over 5e-324 kg would overflow.
+_PER_KG_DISPLAY = Context(prec=10)
 
 
 @rule(
@@ -211,7 +213,7 @@ def dose_above_weight_norm(facts: LineFacts) -> Hit | None:
     Daily dose = dose_mg × doses_per_day; not checked when any of dose, frequency or a positive
     dosing weight is missing. Exact: the comparison is dose × doses > max × weight on the decimals
     as written (no division), so 5.4 mg × 3 ÷ 40.5 kg, exactly 0.4, is not above 0.4 mg/kg/day.
-    Evidence `mg_per_kg_day` is the quotient to 4 decimals. Label starting doses are 0.075–0.2
+    Evidence `mg_per_kg_day` is the quotient to 10 significant digits. Label starting doses are 0.075–0.2
     mg/kg/day for adults (up to 0.3 in children), so a higher dose is most often a data error worth
     a clinical look.
     """
@@ -231,7 +233,7 @@ def dose_above_weight_norm(facts: LineFacts) -> Hit | None:
     weight = dec(rx.dosing_weight_kg)
     if not daily > EXACT.multiply(dec(limit), weight):
         return None
-    per_kg = EXACT.divide(daily, weight).quantize(_PER_KG_PLACES, context=EXACT)
+    per_kg = _PER_KG_DISPLAY.divide(daily, weight)
     return Hit(
         message=(f"The prescribed {text(daily)} mg/day is {text(per_kg)} mg/kg/day, above {text(limit)} mg/kg/day."),
         evidence={
