@@ -172,8 +172,8 @@ CONTRACT_FIELDS = {
     "dispense_as_written clinical_justification? rxnorm_code? ndc?",
     "LabResultRecorded": "event_id event_time observation_id patient_id loinc_code display? value? unit? "
     "effective_time status",
-    "ClaimDecision": "decision_id claim_id claim_version claim_event_id? patient_id decided_at context_as_of? outcome rule_pack "
-    "worker_version source? findings lines",
+    "ClaimDecision": "decision_id claim_id claim_version claim_event_id? patient_id decided_at context_as_of? outcome "
+    "rule_pack worker_version source? findings lines",
     "RulePack": "name version",
     "DecisionSource": "topic partition offset",
     "DecisionLine": "line_number hcpcs_code outcome findings",

@@ -63,7 +63,9 @@ def _probes(record: dict[str, Any], filed: datetime) -> list[tuple[Claim, int]]:
     years=st.integers(2, 4),
     noise=st.floats(0.3, 1.0),
 )
-def test_pruned_and_unbounded_contexts_decide_alike_within_the_filing_limit(seed: int, years: int, noise: float) -> None:
+def test_pruned_and_unbounded_contexts_decide_alike_within_the_filing_limit(
+    seed: int, years: int, noise: float
+) -> None:
     events = generate_history(HistoryOptions(patients=4, years=years, seed=seed, noise=noise))
     groups = EVALUATOR.reference.group_of_loinc
     pruned = ContextStore(horizon=EVALUATOR.horizon, lab_groups=groups)

@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="decide claim bundles offline (JSON Lines in, one JSON decision per line out)",
         description=(
             "Read JSON Lines claim bundles ({claim, prescriptions, labs, prior_claims}) and write one "
-            "JSON decision per line to stdout, in input order. A malformed bundle gets "
+            "JSON decision per line to stdout, in input order. A malformed bundle (a required field "
+            "missing, a wrong JSON type or value: nothing is coerced; NaN, Infinity, a duplicate key) gets "
             '{"error": ..., "input_line": N}; the exit status is 1 if any bundle was malformed.'
         ),
     )

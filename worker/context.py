@@ -33,6 +33,7 @@ from itertools import count
 from typing import Generic, TypeVar
 
 from worker.events import Claim, LabResult, Prescription
+from worker.exact import EXACT, whole_units
 from worker.reference import normalize_ndc
 
 # One process-wide arrival counter: "later in the input" must compare across patients, stores and
@@ -209,10 +210,13 @@ class ExpiredClaims:
     ndcs: frozenset[str] = frozenset()
 
     def plus(self, claim: PriorClaim) -> ExpiredClaims:
-        return ExpiredClaims(
-            self.units + sum((Decimal(repr(prior.line.units)) for prior in claim.lines), Decimal(0)),
-            self.ndcs | {prior.ndc for prior in claim.lines if prior.ndc},
-        )
+        # Summed as `lifetime-cap-exceeded` sums prior lines: exactly, each as its whole number of units.
+        units = self.units
+        for prior in claim.lines:
+            whole = whole_units(prior.line.units)
+            if whole is not None:
+                units = EXACT.add(units, whole)
+        return ExpiredClaims(units, self.ndcs | {prior.ndc for prior in claim.lines if prior.ndc})
 
 
 NO_EXPIRED_CLAIMS = ExpiredClaims()

@@ -6,16 +6,23 @@ contract violation (a malformed bundle or a dead letter). Output records (decisi
 plain dataclasses: the worker builds them itself, on the hot path, and they need no validation.
 
 Unknown extra fields are ignored, so upstream producers can add fields without breaking us.
+
+The JSON path (offline bundles) validates in pydantic's strict mode (worker/offline.py): nothing is
+coerced, as contract.md requires. The Avro path validates what fastavro decoded, whose types the
+schema already fixed. Both share the value limits below: integers the Avro schema's `int` could
+not carry, non-finite numbers (NaN, infinities, and JSON numbers beyond a double, which parse as
+infinities) and timestamps without the ISO 8601 `T` are malformed.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 PayerType = Literal["MEDICARE", "MEDICAID", "COMMERCIAL", "OTHER"]
 Entitlement = Literal["AGE", "DISABILITY", "ESRD_ONLY"]
@@ -42,12 +49,38 @@ def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+# ISO 8601 date and time with `T` (pydantic alone would also take a space or `_`), optional seconds
+# and fraction, optional UTC offset (a naive time is taken as UTC, below).
+_ISO_8601 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
+    r"([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?"
+)
+
+
+def _iso_8601(value: Any) -> Any:
+    """A timestamp string must be ISO 8601; datetime objects (the Avro path) pass as they are.
+
+    A before-validator sees JSON strings as Python input, which strict mode would refuse, so the
+    string is parsed here (after the format check, `fromisoformat` reads exactly these forms).
+    """
+    if isinstance(value, str):
+        if not _ISO_8601.fullmatch(value):
+            raise ValueError("Input should be an ISO 8601 timestamp (YYYY-MM-DDTHH:MM:SS, with a UTC offset or Z)")
+        return datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    return value
+
+
+UtcDatetime = Annotated[datetime, BeforeValidator(_iso_8601), AfterValidator(_as_utc)]
+
+# Avro `int` is 32-bit (schemas/*.avsc): a bundle must not carry what the stream could not.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
 
 
 class _Record(BaseModel):
     # frozen: records are shared between the context store and many decisions.
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # allow_inf_nan=False: NaN and infinities are malformed (the Avro decoder rejects them too).
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
 
 class Payer(_Record):
@@ -79,7 +112,7 @@ class PriorAuthorization(_Record):
 
 
 class ClaimLine(_Record):
-    line_number: int
+    line_number: Int32
     hcpcs_code: str
     modifiers: tuple[str, ...] = ()
     units: float
@@ -88,7 +121,7 @@ class ClaimLine(_Record):
     ndc: str | None = None
     ndc_quantity: float | None = None
     ndc_unit: NdcUnit | None = None
-    days_supply: int | None = None
+    days_supply: Int32 | None = None
     prescription_id: str | None = None
 
     @property
@@ -102,7 +135,7 @@ class Claim(_Record):
     event_id: str | None = None
     event_time: UtcDatetime | None = None
     claim_id: str
-    claim_version: int
+    claim_version: Int32
     patient_id: str
     payer: Payer
     coverage: Coverage | None = None
@@ -133,8 +166,8 @@ class Prescription(_Record):
     route: Route
     strength_mg: float | None = None
     dose_mg: float | None = None
-    doses_per_day: int | None = None
-    days_supply: int | None = None
+    doses_per_day: Int32 | None = None
+    days_supply: Int32 | None = None
     start_date: date
     end_date: date | None = None
     dosing_weight_kg: float | None = None

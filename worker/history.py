@@ -94,7 +94,9 @@ class _Patient:
         }
         self.emit("prescription", day - timedelta(days=2), 600, record)
         if self.noisy(0.05):  # a duplicate order entered in error, withdrawn a few days later
-            self.emit("prescription", day - timedelta(days=2), 610, {**record, "prescription_id": prescription_id + "X"})
+            self.emit(
+                "prescription", day - timedelta(days=2), 610, {**record, "prescription_id": prescription_id + "X"}
+            )
             self.emit(
                 "prescription",
                 day + timedelta(days=3),

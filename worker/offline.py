@@ -3,6 +3,12 @@
 The format is contract.md's "Offline evaluation": decisions in input order, blank lines skipped, a
 malformed bundle gets `{"error": ..., "input_line": N}` and the run goes on. Error messages name
 the field and the problem, never the offending value (it could be a patient identifier).
+
+Bundles are strict (contract.md: nothing is coerced): pydantic's strict mode rejects a string
+where a number or boolean is expected, a boolean where a number is, a timestamp where a date is;
+the models reject non-finite numbers and integers beyond Avro's 32-bit `int`; and a second pass
+rejects duplicate keys in one object, which every JSON reader here would otherwise resolve
+silently (the last one wins).
 """
 
 from __future__ import annotations
@@ -17,7 +23,18 @@ from pydantic import ValidationError
 
 from worker.context import PatientContext
 from worker.evaluate import Evaluator
-from worker.events import Bundle, Decision
+from worker.events import (
+    Bundle,
+    Claim,
+    ClaimLine,
+    Coverage,
+    Decision,
+    LabResult,
+    Payer,
+    Prescription,
+    PriorAuthorization,
+    Transplant,
+)
 
 
 def describe_validation_error(error: ValidationError, limit: int = 5) -> str:
@@ -50,9 +67,42 @@ class OfflineResult:
     malformed: bool
 
 
+class MalformedBundle(ValueError):
+    """A bundle the models accept but the contract does not (a duplicate key); the message names
+    the key only when it is one of the contract's field names, never a value."""
+
+
+# Every field name of the bundle's models: a duplicate key is named only when it is one of these.
+CONTRACT_FIELDS = frozenset(
+    name
+    for model in (Bundle, Claim, Payer, Coverage, Transplant, PriorAuthorization, ClaimLine, Prescription, LabResult)
+    for name in model.model_fields
+)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping = dict(pairs)
+    if len(mapping) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                where = f"{key}: " if key in CONTRACT_FIELDS else ""
+                raise MalformedBundle(f"{where}duplicate key in one object")
+            seen.add(key)
+    return mapping
+
+
+def parse_bundle(text: str) -> Bundle:
+    """One bundle, strictly; raises ValidationError or MalformedBundle for a malformed one."""
+    bundle = Bundle.model_validate_json(text, strict=True)
+    # Only a valid bundle pays for the second parse; pydantic's parser cannot report duplicates.
+    json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    return bundle
+
+
 def evaluate_bundle_text(evaluator: Evaluator, text: str) -> Decision:
-    """Parse one bundle and decide it; raises ValidationError for a malformed bundle."""
-    bundle = Bundle.model_validate_json(text)
+    """Parse one bundle and decide it; raises ValidationError or MalformedBundle for a malformed bundle."""
+    bundle = parse_bundle(text)
     context = PatientContext.from_lists(bundle.prescriptions, bundle.labs, bundle.prior_claims)
     # The bundle is the context; it is "as of" the claim's own time when the bundle gives one.
     return evaluator.decide(bundle.claim, context, context_as_of=bundle.claim.event_time)
@@ -77,6 +127,9 @@ def evaluate_lines(evaluator: Evaluator, lines: Iterable[str | bytes]) -> Iterat
             decision = evaluate_bundle_text(evaluator, text)
         except ValidationError as error:
             yield OfflineResult(number, {"error": describe_validation_error(error), "input_line": number}, True)
+            continue
+        except MalformedBundle as error:
+            yield OfflineResult(number, {"error": str(error), "input_line": number}, True)
             continue
         except (ValueError, OverflowError, RecursionError) as error:
             # Values pydantic accepts but dates cannot hold (e.g. year 9999 + 90 days): a clean

@@ -8,6 +8,7 @@ a file that lacks a required column or has a bad value fails at start, naming fi
 from __future__ import annotations
 
 import csv
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,16 +22,42 @@ CROSSWALK_COLUMNS = ("ndc11", "hcpcs", "strength_mg", "brand", "source")
 LOINC_COLUMNS = ("loinc", "rule_group", "source")
 DRUG_COLUMNS = ("drug", "rule_class", "source_for_interaction")
 
-_NDC_SEPARATORS = re.compile(r"[\s-]")
+_SPACES = re.compile(r"\s")
+_DIGITS = re.compile(r"[0-9]+")  # ASCII digits only: str.isdigit accepts other scripts
+_TEN_DIGITS = re.compile(r"[0-9]{10}")
 
 
 def normalize_ndc(ndc: str) -> str:
-    """The 11-digit 5-4-2 form without dashes; dashes and spaces are dropped, nothing else changes.
+    """The NDC form of rules.md: the 11-digit 5-4-2 form without dashes where it is certain.
 
-    A 10-digit NDC is ambiguous (which segment lacks its leading zero?), so it is not padded: it
-    will simply not be found in the crosswalk.
+    Spaces are removed. A dashed 10-digit NDC as printed on packages (4-4-2, 5-3-2 or 5-4-1) gets a
+    leading zero on its short segment: `0469-0617-73` -> `00469061773`, `55111-526-01` ->
+    `55111052601`, `12345-6789-1` -> `12345678901`. Any other form only loses its dashes, so an
+    undashed 10-digit NDC stays 10 digits (it is ambiguous; `ndc_candidates` lists what it could
+    be) and is simply not found in the crosswalk.
     """
-    return _NDC_SEPARATORS.sub("", ndc)
+    compact = _SPACES.sub("", ndc)
+    if "-" not in compact:
+        return compact
+    segments = compact.split("-")
+    if len(segments) == 3 and all(_DIGITS.fullmatch(segment) for segment in segments):
+        labeler, product, package = segments
+        shape = (len(labeler), len(product), len(package))
+        if shape == (4, 4, 2):
+            return f"0{labeler}{product}{package}"
+        if shape == (5, 3, 2):
+            return f"{labeler}0{product}{package}"
+        if shape == (5, 4, 1):
+            return f"{labeler}{product}0{package}"
+    return compact.replace("-", "")
+
+
+def ndc_candidates(ndc: str) -> tuple[str, ...]:
+    """The three 11-digit forms an undashed 10-digit NDC could be (4-4-2, 5-3-2, 5-4-1 padded);
+    empty for anything else."""
+    if not _TEN_DIGITS.fullmatch(ndc):
+        return ()
+    return (f"0{ndc}", f"{ndc[:5]}0{ndc[5:]}", f"{ndc[:9]}0{ndc[9:]}")
 
 
 def normalize_drug(name: str) -> str:
@@ -92,6 +119,8 @@ def _parse_crosswalk(path: Path | str, text: str) -> dict[str, NdcProduct]:
             strength = float(row["strength_mg"])
         except ValueError:
             raise ConfigError(f"{where}, column strength_mg: not a number: {row['strength_mg']!r}") from None
+        if not math.isfinite(strength):  # "nan" and "inf" parse as floats; no rule can use them
+            raise ConfigError(f"{where}, column strength_mg: not a finite number: {row['strength_mg']!r}")
         brand = (row["brand"] or "").strip().lower()
         if brand not in ("true", "false"):
             raise ConfigError(f"{where}, column brand: expected true or false, got {row['brand']!r}")

@@ -270,9 +270,7 @@ def comparable(decision: Mapping[str, Any]) -> dict[str, Any]:
     """A decision without what legitimately differs between the stream and offline evaluation: when it
     was made, where the claim was read, and the time its context was taken as of (the stream's record
     time, offline the claim's event_time)."""
-    return {
-        name: value for name, value in decision.items() if name not in ("decided_at", "source", "context_as_of")
-    }
+    return {name: value for name, value in decision.items() if name not in ("decided_at", "source", "context_as_of")}
 
 
 # --- producing ----------------------------------------------------------------------------------

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
+from decimal import Decimal
 
 from worker.events import J7507
-from worker.reference import normalize_ndc
+from worker.exact import EXACT, dec, finite, text
+from worker.reference import ndc_candidates, normalize_ndc
 from worker.rules.facts import TACROLIMUS, LineFacts
 from worker.rules.registry import Hit, rule
 
@@ -16,8 +17,7 @@ _TACROLIMUS_CODES = {
     ("SUSPENSION", "ORAL"): "J7521",
 }
 
-# Whole-unit comparisons tolerate floating-point noise from quantities such as 60 × 0.5.
-_EPSILON = 1e-6
+_GRAMS = Decimal(1000)
 
 
 @rule(
@@ -33,7 +33,8 @@ def wrong_code_for_product(facts: LineFacts) -> Hit | None:
     Fires when the line's NDC is in the crosswalk under a HCPCS code other than J7507 (evidence
     `expected_code`), or when the matched prescription is tacrolimus but not IMMEDIATE_RELEASE
     ORAL (Envarsus XR J7503, Astagraf XL J7508, injection J7525). The NDC check comes first: it is
-    the stronger evidence, being what was dispensed.
+    the stronger evidence, being what was dispensed. The NDC is looked up in the form of rules.md
+    (a dashed 10-digit NDC such as `0469-0677-73` finds its 11-digit row); evidence shows that form.
     """
     product = facts.product
     if product is not None and product.hcpcs != J7507:
@@ -82,8 +83,8 @@ def wrong_code_for_product(facts: LineFacts) -> Hit | None:
 def ndc_missing(facts: LineFacts) -> Hit | None:
     """The line has no NDC: DENY_RISK where the payer requires one (`requires_ndc`), else HOLD.
 
-    Without an NDC none of the product checks can run, so even payers that do not require it get
-    a HOLD for a person to add it.
+    A blank NDC (empty or spaces) is no NDC. Without an NDC none of the product checks can run, so
+    even payers that do not require it get a HOLD for a person to add it.
     """
     if facts.ndc is not None:
         return None
@@ -100,29 +101,52 @@ def ndc_missing(facts: LineFacts) -> Hit | None:
 def ndc_not_in_crosswalk(facts: LineFacts) -> Hit | None:
     """The NDC is not in the crosswalk at all.
 
-    Dashes and spaces are ignored; any other form (a 10-digit NDC, letters) is simply not found. A
+    The NDC is compared in the form of rules.md: spaces and dashes removed, a dashed 10-digit NDC
+    (4-4-2, 5-3-2, 5-4-1) padded to 11 digits on its short segment. An undashed 10-digit NDC is
+    ambiguous: it stays unmatched, and the message and evidence (`ambiguous`, `candidates`) give
+    the three 11-digit forms it could be. Any other form (letters, wrong length) is not found. A
     person confirms the product and either corrects the NDC or adds it to the crosswalk.
     """
     if facts.ndc is None or facts.product is not None:
         return None
+    candidates = ndc_candidates(facts.ndc)
     well_formed = len(facts.ndc) == 11 and facts.ndc.isdigit()
+    if candidates:
+        detail = (
+            "; an undashed 10-digit NDC is ambiguous: it could be "
+            + ", ".join(candidates)
+            + " (4-4-2, 5-3-2 or 5-4-1 padded to 5-4-2)."
+        )
+    else:
+        detail = "." if well_formed else "; it is not an 11-digit 5-4-2 NDC."
+    evidence: dict[str, object] = {"ndc": facts.ndc, "crosswalk": facts.reference.crosswalk_source}
+    if candidates:
+        evidence |= {"ambiguous": True, "candidates": list(candidates)}
     return Hit(
-        message=f"NDC {facts.ndc} is not in the NDC crosswalk"
-        + ("." if well_formed else "; it is not an 11-digit 5-4-2 NDC."),
-        evidence={"ndc": facts.ndc, "crosswalk": facts.reference.crosswalk_source},
-        fix="Check the NDC on the dispensed package; if it is a valid tacrolimus IR NDC, add it to the crosswalk.",
+        message=f"NDC {facts.ndc} is not in the NDC crosswalk{detail}",
+        evidence=evidence,
+        fix=(
+            "Bill the 11-digit NDC printed on the package (with its dashes, or as 5-4-2)."
+            if candidates
+            else "Check the NDC on the dispensed package; if it is a valid tacrolimus IR NDC, add it to the crosswalk."
+        ),
     )
 
 
 @rule("units-not-whole", family="coding", outcomes=("DENY_RISK",), policy_ref="A52474", expected_carc="CO-16")
 def units_not_whole(facts: LineFacts) -> Hit | None:
-    """`units` is not a positive whole number (1 unit = 1 mg; fractional or zero units are rejected)."""
-    units = facts.line.units
-    if math.isfinite(units) and units > 0 and abs(units - round(units)) < _EPSILON:
+    """`units` is not a positive whole number (1 unit = 1 mg; fractional or zero units are rejected).
+
+    Exact: units within 1e-6 of a whole number (as the decimal written) count as that whole number,
+    so 30.0000001 is 30 and 0.0000001 is 0 (not positive); anything else fractional fires.
+    """
+    units = facts.units
+    if units is not None and units > 0 and units == units.to_integral_value():
         return None
+    written = facts.line.units
     return Hit(
-        message=f"Billed units {units:g} are not a positive whole number of milligrams.",
-        evidence={"units": units},
+        message=f"Billed units {text(written)} are not a positive whole number of milligrams.",
+        evidence={"units": written},
         fix="Bill whole milligrams: units = total mg dispensed (e.g. 60 × 0.5 mg = 30 units).",
     )
 
@@ -140,28 +164,32 @@ def units_mismatch_ndc(facts: LineFacts) -> Hit | None:
     Expected units: `ndc_quantity` × NDC strength for unit UN or no unit (only when the NDC is a
     J7507 crosswalk row; otherwise the strength is unknown or the code is wrong, which other rules
     report), `ndc_quantity` for ME (milligrams), `ndc_quantity` × 1000 for GR; ML is not checked.
+    Exact: expected is the decimal product of the values as written (60 × 0.5 mg is exactly 30),
+    and units (counted as the whole number within 1e-6 of them) must equal it exactly.
     """
     line = facts.line
-    if line.ndc_quantity is None:
+    units = facts.units
+    if line.ndc_quantity is None or units is None or not finite(line.ndc_quantity):
         return None
+    quantity = dec(line.ndc_quantity)
     unit = line.ndc_unit
     if unit in (None, "UN"):
         if facts.product is None or facts.product.hcpcs != J7507:
             return None
-        expected = line.ndc_quantity * facts.product.strength_mg
-        basis = f"{line.ndc_quantity:g} × {facts.product.strength_mg:g} mg"
+        expected = EXACT.multiply(quantity, dec(facts.product.strength_mg))
+        basis = f"{text(quantity)} × {text(facts.product.strength_mg)} mg"
     elif unit == "ME":
-        expected, basis = line.ndc_quantity, f"{line.ndc_quantity:g} mg"
+        expected, basis = quantity, f"{text(quantity)} mg"
     elif unit == "GR":
-        expected, basis = line.ndc_quantity * 1000, f"{line.ndc_quantity:g} g"
+        expected, basis = EXACT.multiply(quantity, _GRAMS), f"{text(quantity)} g"
     else:
         return None
-    if abs(line.units - expected) < _EPSILON:
+    if units == expected:
         return None
-    capsules = unit in (None, "UN") and abs(line.units - line.ndc_quantity) < _EPSILON
+    capsules = unit in (None, "UN") and units == quantity
     return Hit(
         message=(
-            f"Billed {line.units:g} units but the NDC quantity ({basis}) is {expected:g} mg"
+            f"Billed {text(units)} units but the NDC quantity ({basis}) is {text(expected)} mg"
             + (": the units look like a capsule count." if capsules else ".")
         ),
         evidence={
@@ -171,7 +199,7 @@ def units_mismatch_ndc(facts: LineFacts) -> Hit | None:
             "ndc_unit": unit or "",
             "strength_mg": facts.ndc_strength,
         },
-        fix=f"Bill {expected:g} units (1 unit = 1 mg), or correct the NDC quantity.",
+        fix=f"Bill {text(expected)} units (1 unit = 1 mg), or correct the NDC quantity.",
     )
 
 
@@ -185,7 +213,8 @@ def units_mismatch_ndc(facts: LineFacts) -> Hit | None:
 def duplicate_line(facts: LineFacts) -> Hit | None:
     """Same NDC and date of service as an earlier J7507 line of this claim or a prior claim's line.
 
-    Only lines with an NDC are compared. Within the claim, the line with the lower line_number is
+    Only lines with an NDC are compared, in the normalized form of rules.md (so `0469-0617-73` and
+    `00469061773` are the same NDC). Within the claim, the line with the lower line_number is
     the original and only the later one is flagged. Prior claims count in their highest version, and
     earlier versions of this claim never do (a resubmission is not a duplicate of itself).
     """
@@ -234,7 +263,8 @@ def days_supply_exceeds_limit(facts: LineFacts) -> Hit | None:
     """The line's `days_supply` is over the pack's limit for its date of service.
 
     Only the line's own days supply is compared (it is what the payer sees); a line without one is
-    not checked here.
+    not checked here. Both are integers, so the comparison is exact; a supply equal to the limit
+    is not a finding.
     """
     days = facts.line.days_supply
     limit = facts.settings.max_days_supply_on(facts.dos)

@@ -6,11 +6,13 @@ Definitions follow the "Terms used" section of rules.md; each property's docstri
 from __future__ import annotations
 
 from datetime import UTC, date, timedelta
+from decimal import Decimal
 
 from worker.context import LabFacts, PatientContext, PriorLine, RxFacts
 
 __all__ = ["ClaimFacts", "LineFacts", "PriorLine", "effective_date", "is_tacrolimus_ir_oral"]
 from worker.events import Claim, ClaimLine
+from worker.exact import EXACT, dec, finite, whole_units
 from worker.lazy import lazy
 from worker.reference import NdcProduct, ReferenceData, normalize_drug, normalize_ndc
 from worker.rules.packs import PackSettings, normalize_diagnosis
@@ -146,12 +148,33 @@ class LineFacts:
         return self.matched_prescription.days_supply if self.matched_prescription else None
 
     @lazy
-    def expected_units(self) -> float | None:
-        """Matched dose_mg × doses_per_day × days supply (1 unit = 1 mg); None when any is missing."""
+    def units(self) -> Decimal | None:
+        """The line's units as the exact decimal written, counted as the whole number within 1e-6
+        of it (rules.md); None when not finite (validated events never are)."""
+        return whole_units(self.line.units)
+
+    @lazy
+    def expected_units(self) -> Decimal | None:
+        """Matched dose_mg × doses_per_day × days supply (1 unit = 1 mg), exact in decimal; None
+        when any is missing."""
         rx = self.matched_prescription
-        if rx is None or rx.dose_mg is None or rx.doses_per_day is None or self.days_supply is None:
+        if rx is None or not finite(rx.dose_mg) or rx.doses_per_day is None or self.days_supply is None:
             return None
-        return rx.dose_mg * rx.doses_per_day * self.days_supply
+        assert rx.dose_mg is not None  # finite() checked it
+        return EXACT.multiply(EXACT.multiply(dec(rx.dose_mg), rx.doses_per_day), self.days_supply)
+
+    @lazy
+    def quantity_bounds(self) -> tuple[Decimal, Decimal] | None:
+        """expected × (1 − quantity_tolerance) and expected × (1 + quantity_tolerance), exact in
+        decimal (1.2 mg × 3 × 50 days ± 10% is exactly 162 and 198); None without expected."""
+        expected = self.expected_units
+        if expected is None:
+            return None
+        tolerance = dec(self.settings.quantity_tolerance)
+        return (
+            EXACT.multiply(expected, EXACT.subtract(1, tolerance)),
+            EXACT.multiply(expected, EXACT.add(1, tolerance)),
+        )
 
     # --- labs -----------------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
+from worker.exact import EXACT, dec, text
 from worker.rules.facts import LineFacts, effective_date
 from worker.rules.registry import Hit, rule
 
@@ -40,9 +42,11 @@ def trough_missing(facts: LineFacts) -> Hit | None:
 def trough_out_of_range(facts: LineFacts) -> Hit | None:
     """The newest counted tacrolimus level in the window is outside `trough_targets` for the organ.
 
-    Targets are inclusive. "Early" means the lab's effective date is less than 90 days after the
-    transplant date; with no transplant date it is "later". Organs without their own target, and
-    claims without a transplant record, use the DEFAULT range.
+    Targets are inclusive and compare exactly: no arithmetic is involved, and two doubles order
+    exactly as the decimals they were written as (a level of 20 against 4–20 is in range). "Early"
+    means the lab's effective date is less than 90 days after the transplant date; with no
+    transplant date it is "later". Organs without their own target, and claims without a
+    transplant record, use the DEFAULT range.
     """
     levels = facts.labs_in_window("tacrolimus_level")
     if not levels:
@@ -58,8 +62,8 @@ def trough_out_of_range(facts: LineFacts) -> Hit | None:
         return None
     return Hit(
         message=(
-            f"The newest tacrolimus level, {newest.value:g} ng/mL on {lab_date}, is "
-            f"{'below' if newest.value < low else 'above'} the {low:g}–{high:g} ng/mL target "
+            f"The newest tacrolimus level, {text(newest.value)} ng/mL on {lab_date}, is "
+            f"{'below' if newest.value < low else 'above'} the {text(low)}–{text(high)} ng/mL target "
             f"({'early' if early else 'later'} period, {(organ or 'unknown organ').lower()})."
         ),
         evidence={
@@ -88,7 +92,7 @@ def renal_function_missing(facts: LineFacts) -> Hit | None:
 
 
 EGFR_FLOOR = 30.0
-CREATININE_RISE = 1.5
+CREATININE_RISE = Decimal("1.5")
 
 
 @rule(
@@ -97,24 +101,28 @@ CREATININE_RISE = 1.5
 def renal_function_declining(facts: LineFacts) -> Hit | None:
     """Newest eGFR in the window < 30, or newest creatinine ≥ 1.5 × the lowest creatinine in the window.
 
-    Both use counted labs in the window, compared exactly as written: a creatinine of 0 (bad data)
-    makes any later value "≥ 1.5 × the lowest" and holds the claim for a person to check.
-    Evidence carries every comparison that fired.
+    Both use counted labs in the window, compared exactly as written: the eGFR against 30 needs no
+    arithmetic, and 1.5 × the lowest creatinine is computed in decimal from the values as written,
+    so 0.8 → 1.2 (exactly 1.5×) fires and 1.19 does not. A creatinine of 0 (bad data) makes any
+    later value "≥ 1.5 × the lowest" and holds the claim for a person to check. Evidence carries
+    every comparison that fired, as written.
     """
     evidence: dict[str, object] = {}
     reasons = []
     egfr = facts.labs_in_window("egfr")
     if egfr and egfr[-1].value is not None and egfr[-1].value < EGFR_FLOOR:
         evidence |= {"egfr": egfr[-1].value, "egfr_date": effective_date(egfr[-1]), "egfr_floor": EGFR_FLOOR}
-        reasons.append(f"eGFR {egfr[-1].value:g} is below {EGFR_FLOOR:g}")
+        reasons.append(f"eGFR {text(egfr[-1].value)} is below {text(EGFR_FLOOR)}")
     creatinine = facts.labs_in_window("creatinine")
     if creatinine:
         newest = creatinine[-1].value
         lowest = min(lab.value for lab in creatinine if lab.value is not None)
-        if newest is not None and newest >= CREATININE_RISE * lowest:
+        # min() on doubles picks the same lab as on their decimals; only the product needs decimals.
+        if newest is not None and dec(newest) >= EXACT.multiply(CREATININE_RISE, dec(lowest)):
             evidence |= {"creatinine": newest, "lowest_creatinine": lowest}
             reasons.append(
-                f"creatinine {newest:g} is at least {CREATININE_RISE:g}× the lowest in the window ({lowest:g})"
+                f"creatinine {text(newest)} is at least {text(CREATININE_RISE)}× the lowest in the window "
+                f"({text(lowest)})"
             )
     if not reasons:
         return None

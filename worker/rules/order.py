@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Context, Decimal
+
+from worker.exact import EXACT, dec, finite, text
 from worker.rules.facts import LineFacts, PriorLine, is_tacrolimus_ir_oral
 from worker.rules.registry import Hit, rule
+
+# The mg/kg/day quotient is shown to 10 significant digits (display only: the rule never divides).
+# Significant digits, not decimal places: quantizing 1e308 mg over 5e-324 kg would overflow.
+_PER_KG_DISPLAY = Context(prec=10)
 
 
 @rule(
@@ -59,14 +66,16 @@ def no_active_prescription(facts: LineFacts) -> Hit | None:
 def prescription_strength_mismatch(facts: LineFacts) -> Hit | None:
     """The NDC's strength differs from the matched prescription's `strength_mg`.
 
-    Not checked when either strength is unknown. Strengths compare exactly (they are label values).
+    Not checked when either strength is unknown. Strengths compare exactly (they are label values):
+    two doubles are equal exactly when the decimals they were written as are, so no conversion is
+    needed.
     """
     rx = facts.matched_prescription
     strength = facts.ndc_strength
     if rx is None or rx.strength_mg is None or strength is None or strength == rx.strength_mg:
         return None
     return Hit(
-        message=f"The NDC is a {strength:g} mg product but the prescription is for {rx.strength_mg:g} mg.",
+        message=f"The NDC is a {text(strength)} mg product but the prescription is for {text(rx.strength_mg)} mg.",
         evidence={
             "ndc": facts.ndc,
             "ndc_strength_mg": strength,
@@ -77,7 +86,7 @@ def prescription_strength_mismatch(facts: LineFacts) -> Hit | None:
     )
 
 
-def _quantity_evidence(facts: LineFacts, expected: float) -> dict[str, object]:
+def _quantity_evidence(facts: LineFacts, expected: Decimal) -> dict[str, object]:
     rx = facts.matched_prescription
     assert rx is not None  # expected_units is only known with a matched prescription
     return {
@@ -104,13 +113,15 @@ def quantity_exceeds_prescription(facts: LineFacts) -> Hit | None:
 
     Expected = matched dose_mg × doses_per_day × days supply (the line's days_supply, else the
     prescription's); fires when units > expected × (1 + quantity_tolerance). No check when any of
-    these is missing.
+    these is missing. Exact: the product is computed in decimal from the values as written and
+    units count as the whole number within 1e-6 of them, so units exactly at the limit (198 for
+    1.2 mg × 3 × 50 days at 10%) are not a finding and the next unit above it is.
     """
-    expected = facts.expected_units
-    if expected is None or not facts.line.units > expected * (1 + facts.settings.quantity_tolerance):
+    expected, bounds, units = facts.expected_units, facts.quantity_bounds, facts.units
+    if expected is None or bounds is None or units is None or not units > bounds[1]:
         return None
     return Hit(
-        message=f"Billed {facts.line.units:g} mg but the prescription supports {expected:g} mg for the supply.",
+        message=f"Billed {text(units)} mg but the prescription supports {text(expected)} mg for the supply.",
         evidence=_quantity_evidence(facts, expected),
         fix="Bill the prescribed quantity, or obtain an order for the higher dose.",
     )
@@ -127,14 +138,15 @@ def quantity_below_prescription(facts: LineFacts) -> Hit | None:
     """Units are below what the prescription supports, beyond the tolerance.
 
     Fires when units < expected × (1 − quantity_tolerance) (expected as for
-    quantity-exceeds-prescription). Often units billed as capsules instead of milligrams, or a
-    partial fill that needs its days supply corrected.
+    quantity-exceeds-prescription, exact in decimal: units exactly at the limit are not a finding).
+    Often units billed as capsules instead of milligrams, or a partial fill that needs its days
+    supply corrected.
     """
-    expected = facts.expected_units
-    if expected is None or not facts.line.units < expected * (1 - facts.settings.quantity_tolerance):
+    expected, bounds, units = facts.expected_units, facts.quantity_bounds, facts.units
+    if expected is None or bounds is None or units is None or not units < bounds[0]:
         return None
     return Hit(
-        message=f"Billed {facts.line.units:g} mg but the prescription calls for {expected:g} mg for the supply.",
+        message=f"Billed {text(units)} mg but the prescription calls for {text(expected)} mg for the supply.",
         evidence=_quantity_evidence(facts, expected),
         fix="Check units are milligrams (not capsules) and the days supply matches the fill.",
     )
@@ -152,8 +164,10 @@ def early_refill(facts: LineFacts) -> Hit | None:
 
     For each prior line with a days_supply and a DOS before this DOS: days remaining = prior DOS +
     prior days_supply − DOS; fires when that is > refill_window_days. Same-day prior lines are
-    `duplicate-line`'s case. The message and the `prior_*` evidence describe the prior line with the
-    most days remaining; `prior_claim_ids` lists every offending one.
+    `duplicate-line`'s case. Days are integers, so the comparison is exact (exactly
+    `refill_window_days` remaining is not a finding). The message and the `prior_*` evidence
+    describe the prior line with the most days remaining; `prior_claim_ids` lists every offending
+    one.
     """
     early: list[tuple[int, PriorLine]] = []
     for prior in facts.claim_facts.prior_lines:
@@ -197,32 +211,37 @@ def dose_above_weight_norm(facts: LineFacts) -> Hit | None:
     """The matched daily dose per kg of dosing weight is above `max_mg_per_kg_day`.
 
     Daily dose = dose_mg × doses_per_day; not checked when any of dose, frequency or a positive
-    dosing weight is missing. Label starting doses are 0.075–0.2 mg/kg/day for adults (up to 0.3 in
-    children), so a higher dose is most often a data error worth a clinical look.
+    dosing weight is missing. Exact: the comparison is dose × doses > max × weight on the decimals
+    as written (no division), so 5.4 mg × 3 ÷ 40.5 kg, exactly 0.4, is not above 0.4 mg/kg/day.
+    Evidence `mg_per_kg_day` is the quotient to 10 significant digits. Label starting doses are 0.075–0.2
+    mg/kg/day for adults (up to 0.3 in children), so a higher dose is most often a data error worth
+    a clinical look.
     """
     rx = facts.matched_prescription
     if (
         rx is None
-        or rx.dose_mg is None
+        or not finite(rx.dose_mg)
         or rx.doses_per_day is None
+        or not finite(rx.dosing_weight_kg)
         or not rx.dosing_weight_kg
         or rx.dosing_weight_kg <= 0
     ):
         return None
-    per_kg = rx.dose_mg * rx.doses_per_day / rx.dosing_weight_kg
-    if not per_kg > facts.settings.max_mg_per_kg_day:  # as written: NaN is not above the norm
+    assert rx.dose_mg is not None and rx.dosing_weight_kg is not None  # finite() checked them
+    limit = facts.settings.max_mg_per_kg_day
+    daily = EXACT.multiply(dec(rx.dose_mg), rx.doses_per_day)
+    weight = dec(rx.dosing_weight_kg)
+    if not daily > EXACT.multiply(dec(limit), weight):
         return None
+    per_kg = _PER_KG_DISPLAY.divide(daily, weight)
     return Hit(
-        message=(
-            f"The prescribed {rx.dose_mg * rx.doses_per_day:g} mg/day is {per_kg:.3f} mg/kg/day, above "
-            f"{facts.settings.max_mg_per_kg_day:g} mg/kg/day."
-        ),
+        message=(f"The prescribed {text(daily)} mg/day is {text(per_kg)} mg/kg/day, above {text(limit)} mg/kg/day."),
         evidence={
             "prescription_id": rx.prescription_id,
-            "daily_dose_mg": rx.dose_mg * rx.doses_per_day,
+            "daily_dose_mg": daily,
             "dosing_weight_kg": rx.dosing_weight_kg,
-            "mg_per_kg_day": round(per_kg, 4),
-            "max_mg_per_kg_day": facts.settings.max_mg_per_kg_day,
+            "mg_per_kg_day": per_kg,
+            "max_mg_per_kg_day": limit,
         },
         fix="Have a pharmacist confirm the dose and dosing weight with the prescriber.",
     )

@@ -6,7 +6,11 @@ override files switch them on (contract.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from decimal import Decimal
+
 from worker.events import J7507
+from worker.exact import EXACT, dec, text, whole_units
 from worker.rules.facts import LineFacts
 from worker.rules.registry import Hit, rule
 
@@ -110,7 +114,8 @@ def step_therapy_not_met(facts: LineFacts) -> Hit | None:
 
     Fires when `step_therapy_generic_first`, the NDC is a brand J7507 crosswalk row, no prior line
     used a non-brand J7507 NDC, and the matched prescription is not both `dispense_as_written` and
-    justified. Payers take step-therapy exceptions through prior authorization, hence CO-197.
+    justified. Payers take step-therapy exceptions through prior authorization, hence CO-197. NDCs,
+    this line's and the prior lines', are looked up in their normalized form (rules.md "NDC form").
     """
     product = facts.product
     if not facts.settings.step_therapy_generic_first or product is None or product.hcpcs != J7507 or not product.brand:
@@ -148,22 +153,26 @@ def step_therapy_not_met(facts: LineFacts) -> Hit | None:
     expected_carc="CO-119",
 )
 def lifetime_cap_exceeded(facts: LineFacts) -> Hit | None:
-    """Units of all prior lines plus this claim's J7507 lines up to this one exceed `lifetime_units_cap`."""
+    """Units of all prior lines plus this claim's J7507 lines up to this one exceed `lifetime_units_cap`.
+
+    Exact: the units (each counted as the whole number within 1e-6 of it) are summed in decimal as
+    written, so a total exactly at the cap is not a finding and any amount over it is.
+    """
     cap = facts.settings.lifetime_units_cap
     if cap is None:
         return None
     # Prior lines held, plus the running total of prior claims moved past the stream's horizon.
-    prior_units = sum(prior.line.units for prior in facts.claim_facts.prior_lines) + float(
-        facts.claim_facts.context.expired.units
+    prior_units = EXACT.add(
+        _sum_units(prior.line.units for prior in facts.claim_facts.prior_lines), facts.claim_facts.context.expired.units
     )
-    claim_units = sum(
+    claim_units = _sum_units(
         line.units for line in facts.claim_facts.j7507_lines if line.line_number <= facts.line.line_number
     )
-    total = prior_units + claim_units
-    if total <= cap:
+    total = EXACT.add(prior_units, claim_units)
+    if total <= dec(cap):
         return None
     return Hit(
-        message=f"Lifetime units would reach {total:g}, over the plan's cap of {cap:g}.",
+        message=f"Lifetime units would reach {text(total)}, over the plan's cap of {text(cap)}.",
         evidence={
             "prior_units": prior_units,
             "claim_units_through_line": claim_units,
@@ -174,9 +183,23 @@ def lifetime_cap_exceeded(facts: LineFacts) -> Hit | None:
     )
 
 
+def _sum_units(values: Iterable[float]) -> Decimal:
+    """Exact decimal sum; a non-finite value (never in validated events) counts as nothing."""
+    total = Decimal(0)
+    for value in values:
+        units = whole_units(value)
+        if units is not None:
+            total = EXACT.add(total, units)
+    return total
+
+
 @rule("non-preferred-product", family="payer", outcomes=("HOLD",), settings=("non_preferred_ndcs",), policy_ref="payer")
 def non_preferred_product(facts: LineFacts) -> Hit | None:
-    """The NDC is on the payer's `non_preferred_ndcs` list."""
+    """The NDC is on the payer's `non_preferred_ndcs` list.
+
+    Both sides are in the NDC form of rules.md, so a dashed 10-digit NDC on the claim or in the
+    list (`0469-0617-73`) matches its 11-digit form (`00469061773`).
+    """
     if facts.ndc is None or facts.ndc not in facts.settings.non_preferred_ndcs:
         return None
     return Hit(

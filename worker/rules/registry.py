@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
 from worker.events import Finding, FindingOutcome
+from worker.exact import text as number_text
 
 if TYPE_CHECKING:
     from worker.rules.facts import LineFacts
@@ -74,8 +76,8 @@ def _evidence_text(value: object) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
+    if isinstance(value, float | Decimal):
+        return number_text(value)  # as written: 1.2, never 1.2000000000000002 (nor 1.23457e+06)
     if isinstance(value, list | tuple | set | frozenset):
         return ",".join(
             _evidence_text(item) for item in (sorted(value) if isinstance(value, set | frozenset) else value)

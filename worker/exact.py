@@ -1,0 +1,69 @@
+"""Exact decimal arithmetic for the rules' limits (rules.md: "Arithmetic is exact").
+
+A number in a bundle or an Avro record arrives as a binary double, which cannot hold most decimals
+(0.8 is 0.8000000000000000444...), so `1.5 * 0.8` is 1.2000000000000002 and a creatinine rise of
+exactly 1.5x would be missed. The catalogue says numbers compare as the decimals they are written
+as. A double's shortest repr (`repr(0.8) == "0.8"`) is that decimal whenever the writer used at
+most 15 significant digits, so every value is converted with `Decimal(repr(x))` and the products
+are computed in a context wide enough that nothing is ever rounded.
+
+Comparisons without arithmetic (a lab value against a target, an eGFR against 30, two strengths)
+need no conversion: rounding to the nearest double is monotonic, so two doubles compare exactly as
+their shortest decimals do.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Context, Decimal
+
+# 17 significant digits per double, at most four factors, plus 10-digit ints: 120 digits is room to
+# spare, so products and sums here are exact (division is only used for display).
+EXACT = Context(prec=120)
+
+WHOLE_TOLERANCE = Decimal("0.000001")  # rules.md: units within 1e-6 of a whole number count as it
+
+
+def dec(value: float | int) -> Decimal:
+    """The decimal a number was written as: the shortest repr of a double, an int as it is.
+
+    Callers check finiteness first (`Decimal("nan")` would raise on comparison); validated events
+    never carry NaN or infinities.
+    """
+    if isinstance(value, int):
+        return Decimal(int(value))  # int(): a bool would otherwise be Decimal("True")
+    return Decimal(repr(value))
+
+
+def finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def whole_units(units: float) -> Decimal | None:
+    """The units as exact decimal, snapped to the whole number within 1e-6 of it; None if not finite."""
+    if not math.isfinite(units):
+        return None
+    exact = dec(units)
+    whole = exact.to_integral_value()
+    return whole if abs(EXACT.subtract(exact, whole)) < WHOLE_TOLERANCE else exact
+
+
+def is_whole(value: Decimal) -> bool:
+    return value == value.to_integral_value()
+
+
+def text(value: float | int | Decimal) -> str:
+    """A number as written, in plain notation: 1.2 (never 1.2000000000000002), 240 (not 240.0)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return repr(value)
+        value = dec(value)
+    elif isinstance(value, int):
+        return str(value)
+    if not value.is_finite():
+        return str(value)
+    if is_whole(value):
+        return str(int(value))
+    return format(value.normalize(EXACT), "f")
