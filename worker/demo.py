@@ -1,21 +1,25 @@
 """`python -m worker demo`: the whole product on one machine, in about a minute.
 
 Starts the embedded Kafka-protocol broker (unless --bootstrap-servers names a cluster), creates the
-topics, produces a synthetic EHR stream, runs the worker until every claim is decided, shows
-progress while it runs and prints a summary. `--keep-running` leaves broker and worker up.
+topics, produces a synthetic EHR stream in one go, in time order (each record stamped with its event
+time), runs the worker until every claim is decided, then sends a few outside lab results recorded
+before claims already decided (late context), shows progress while it runs and prints a summary.
+`--keep-running` leaves broker and worker up.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import os
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -23,17 +27,17 @@ from kafka import KafkaProducer
 
 from worker.app import build_app, make_wire
 from worker.config import Settings, settings_from
+from worker.context import time_ms
 from worker.events import Decision, Finding
-from worker.synthetic import SyntheticDataset, generate
+from worker.synthetic import SyntheticEvent, generate
 
 # The demo's payer overrides switch on the payer rules for its synthetic commercial payers.
 DEMO_PAYER_CONFIG = Path(__file__).parent / "demo_payers"
 # A finished demo waits this long for a straggler before reporting claims as undecided.
 DEMO_TIMEOUT_S = 600.0
 PROGRESS_EVERY_S = 1.0
-# Claims per production wave: small enough that context recorded after a claim is rarely produced
-# before it is decided, large enough that the worker still works in full batches.
-WAVE_CLAIMS = 250
+# Share of patients with an outside lab result that reaches the EHR only after the stream: late context.
+LATE_OUTSIDE_LAB_SHARE = 0.05
 
 
 @dataclass
@@ -64,18 +68,29 @@ def _broker(args: argparse.Namespace, out: TextIO) -> Iterator[str]:
         yield broker.bootstrap_servers
 
 
-def produce(
-    dataset: SyntheticDataset,
-    settings: Settings,
-    claims_consumed: Callable[[], int] | None = None,
-    stop: threading.Event | None = None,
-) -> int:
-    """Produce the synthetic events in order (context before the claims that rely on it).
+def late_outside_labs(events: list[SyntheticEvent], share: float = LATE_OUTSIDE_LAB_SHARE) -> list[SyntheticEvent]:
+    """For some patients, a copy of their first lab result as an outside lab's, with its original time.
 
-    With `claims_consumed`, the stream is produced in waves of WAVE_CLAIMS claims, each after the
-    worker has consumed the previous wave: like EHR events arriving over time. Produced all at
-    once, a claim would be decided with context recorded after it (a prescription stopped months
-    later), which is what a worker catching up on a backlog sees, not what a live worker sees.
+    The demo sends them after the stream was decided: they arrive after claims later than them were
+    decided, which is late context (docs/contract.md)."""
+    late: list[SyntheticEvent] = []
+    seen: set[str] = set()
+    for event in events:
+        if event.kind != "lab" or event.key in seen:
+            continue
+        seen.add(event.key)
+        if int(hashlib.sha256(event.key.encode()).hexdigest(), 16) % 1000 < share * 1000:
+            record = {**event.record, "observation_id": f"{event.record['observation_id']}-OUTSIDE"}
+            late.append(SyntheticEvent("lab", event.key, record))
+    return late
+
+
+def produce(events: list[SyntheticEvent], settings: Settings) -> int:
+    """Produce the events in one go, in order, each stamped with its own event time.
+
+    The record time is what a claim is decided as of (docs/contract.md), so however fast the worker
+    reads, a claim sees exactly the context recorded before it, and context recorded after it never
+    changes its decision. Returns the number of claims produced.
     """
     wire = make_wire(settings)
     topics = {
@@ -89,21 +104,22 @@ def produce(
         linger_ms=5,
         **settings.security.client_options(),
     )
-    sent_claims = 0
+    claims = 0
     try:
-        for event in dataset.events:
-            if event.kind == "claim" and claims_consumed is not None and sent_claims and sent_claims % WAVE_CLAIMS == 0:
-                producer.flush()
-                while claims_consumed() < sent_claims:
-                    if stop is not None and stop.wait(0.02):
-                        return sent_claims
+        for event in events:
             topic, schema = topics[event.kind]
-            producer.send(topic, key=event.key.encode(), value=wire.encode(schema, event.record, topic))
-            sent_claims += event.kind == "claim"
+            stamp = datetime.fromisoformat(event.record["event_time"].replace("Z", "+00:00"))
+            producer.send(
+                topic,
+                key=event.key.encode(),
+                value=wire.encode(schema, event.record, topic),
+                timestamp_ms=time_ms(stamp),
+            )
+            claims += event.kind == "claim"
         producer.flush()
     finally:
         producer.close()
-    return sent_claims
+    return claims
 
 
 def _progress(tally: Tally, total: int, stop: threading.Event, out: TextIO) -> None:
@@ -116,7 +132,9 @@ def _progress(tally: Tally, total: int, stop: threading.Event, out: TextIO) -> N
         out.flush()
 
 
-def summarize(decisions: list[Decision], skipped: int, dead_letters: int, seconds: float, metrics_url: str) -> str:
+def summarize(
+    decisions: list[Decision], skipped: int, dead_letters: int, seconds: float, metrics_url: str, late_context: int = 0
+) -> str:
     outcomes = Counter(decision.outcome for decision in decisions)
     findings: Counter[str] = Counter()
     example: dict[str, Finding] = {}
@@ -130,6 +148,8 @@ def summarize(decisions: list[Decision], skipped: int, dead_letters: int, second
         "",
         f"Decided {total} claim versions in {seconds:.1f}s ({total / max(seconds, 1e-9):,.0f} claims/s); "
         f"{skipped} without a J7507 line skipped; {dead_letters} dead letters.",
+        f"Late context: {late_context} records arrived after a later claim of their patient was decided "
+        "(applied for the patient's later claims; published decisions unchanged).",
         "",
         "Outcomes:",
     ]
@@ -145,7 +165,9 @@ def summarize(decisions: list[Decision], skipped: int, dead_letters: int, second
 
 def run_demo(args: argparse.Namespace, out: TextIO = sys.stderr) -> int:
     dataset = generate(args.patients, seed=args.seed)
-    claims_total = sum(1 for event in dataset.events if event.kind == "claim")
+    events, late_labs = dataset.events, late_outside_labs(dataset.events)
+    claims_total = sum(1 for event in events if event.kind == "claim")
+    labs_total = sum(1 for event in events if event.kind == "lab") + len(late_labs)
     with _broker(args, out) as bootstrap:
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap}
         if not (args.payer_config or env.get("PAYER_CONFIG_DIR")):
@@ -182,17 +204,17 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stderr) -> int:
             return skipped, dead
 
         out.write(
-            f"Producing {len(dataset.events)} EHR events for {args.patients} patients "
-            f"({claims_total} claim versions) in waves of {WAVE_CLAIMS} claims, as the worker decides them...\n"
+            f"Producing {len(events)} EHR events for {args.patients} patients ({claims_total} claim versions) "
+            "in time order, each stamped with its event time; the worker decides each claim as of its time...\n"
         )
-        stop_producing = threading.Event()
-        producer = threading.Thread(
-            target=produce,
-            args=(dataset, settings, lambda: sample("j7507_records_consumed_total", topic=settings.topics.claims)),
-            kwargs={"stop": stop_producing},
-            name="demo-producer",
-            daemon=True,
-        )
+        decided_all = threading.Event()
+
+        def produce_stream_then_late_labs() -> None:
+            produce(events, settings)
+            if decided_all.wait(DEMO_TIMEOUT_S):
+                produce(late_labs, settings)
+
+        producer = threading.Thread(target=produce_stream_then_late_labs, name="demo-producer", daemon=True)
         producer.start()
         started = time.monotonic()
         stop_progress = threading.Event()
@@ -207,13 +229,18 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stderr) -> int:
             seconds = (finished_at[0] if finished_at else time.monotonic()) - first
             skipped, dead = processed()
             out.write("\r" + " " * 60 + "\r")
-            out.write(summarize(tally.decisions, skipped, dead, seconds, app.metrics_url))
+            late = sum(sample("j7507_late_context_records_total", topic=t) for t in settings.topics.context)
+            out.write(summarize(tally.decisions, skipped, dead, seconds, app.metrics_url, late))
             if args.keep_running:
                 out.write("Broker and worker keep running; Ctrl-C stops them.\n")
             out.flush()
 
         def all_decided() -> bool:
-            if not finished_at and sample("j7507_records_consumed_total", topic=settings.topics.claims) >= claims_total:
+            skipped, dead = processed()
+            if len(tally) + skipped + dead >= claims_total:
+                decided_all.set()
+            labs = sample("j7507_records_consumed_total", topic=settings.topics.lab_results)
+            if not finished_at and decided_all.is_set() and labs >= labs_total:
                 finished_at.append(time.monotonic())
                 if args.keep_running:
                     report()
@@ -224,7 +251,6 @@ def run_demo(args: argparse.Namespace, out: TextIO = sys.stderr) -> int:
         try:
             app.worker.run(until=all_decided)
         finally:
-            stop_producing.set()
             stop_progress.set()
             progress.join()
             producer.join(timeout=10)

@@ -27,11 +27,13 @@ def test_demo_decides_every_claim_and_prints_a_summary() -> None:
     decided = re.search(
         r"Decided (\d+) claim versions .*; (\d+) without a J7507 line skipped; (\d+) dead letters", summary
     )
-    produced = re.search(r"\((\d+) claim versions\) in waves", summary)
+    produced = re.search(r"\((\d+) claim versions\) in time order", summary)
     assert decided and produced, summary[-3000:]
     assert int(decided.group(1)) + int(decided.group(2)) == int(produced.group(1))
     assert int(decided.group(3)) == 0
     for outcome in ("ACCEPT", "HOLD", "DENY_RISK"):
         assert re.search(rf"^  {outcome}\s+\d+\s+[\d.]+%$", summary, re.MULTILINE)
     assert "Top rules" in summary
+    late = re.search(r"Late context: (\d+) records", summary)
+    assert late and int(late.group(1)) == 3  # 3 of the 25 patients get an outside lab after the stream
     assert re.search(r"Metrics: http://127\.0\.0\.1:\d+/metrics", summary)
