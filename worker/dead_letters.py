@@ -180,7 +180,8 @@ class Replay:
     topic: str
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes | None]]
+    headers: list[tuple[str, bytes]]
+    nulled_headers: int = 0  # producer headers whose null value is replayed as empty
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,8 @@ def plan_replay(letter: StoredDeadLetter, input_topics: Iterable[str]) -> Replay
     Skipped: a truncated original (the bytes left are not the event, replaying them would only
     dead-letter a stub), an empty-record marker (there was nothing to replay), and a record whose
     source is unknown or not one of the worker's input topics (a replay never writes anywhere else).
+    A producer header with a null value is replayed with an empty value: kafka-python cannot send a
+    null header value (the worker's decoding ignores producer headers either way).
     """
     if letter.has_header(dlq.HEADER_ORIGINAL_SIZE) or letter.has_header(dlq.HEADER_ORIGINAL_SHA256):
         return Skip(letter, SKIP_TRUNCATED)
@@ -206,13 +209,16 @@ def plan_replay(letter: StoredDeadLetter, input_topics: Iterable[str]) -> Replay
     if topic not in set(input_topics):
         return Skip(letter, SKIP_NOT_AN_INPUT)
     kept = [(name, value) for name, value in letter.headers if name not in WORKER_HEADERS]
-    return Replay(letter, topic, letter.key, letter.value, kept)
+    nulled = sum(1 for _, value in kept if value is None)
+    headers = [(name, b"" if value is None else value) for name, value in kept]
+    return Replay(letter, topic, letter.key, letter.value, headers, nulled)
 
 
 @dataclass
 class ReplayReport:
     replayed: Counter[str]
     skipped: Counter[str]
+    nulled_headers: int = 0
 
     @classmethod
     def empty(cls) -> ReplayReport:
@@ -221,6 +227,7 @@ class ReplayReport:
     def add(self, step: Replay | Skip) -> None:
         if isinstance(step, Replay):
             self.replayed[step.topic] += 1
+            self.nulled_headers += step.nulled_headers
         else:
             self.skipped[step.why] += 1
 
@@ -230,4 +237,6 @@ class ReplayReport:
         lines += [f"  {count:>7}  to {topic}" for topic, count in sorted(self.replayed.items())]
         lines.append(f"skipped {sum(self.skipped.values())}")
         lines += [f"  {count:>7}  {why}" for why, count in sorted(self.skipped.items())]
+        if self.nulled_headers:
+            lines.append(f"{self.nulled_headers} null-valued producer header(s) replayed with an empty value")
         return lines
