@@ -126,8 +126,10 @@ def _filters(args: argparse.Namespace) -> Filters:
 
 def run_dead_letters_command(args: argparse.Namespace) -> int:
     from worker.config import settings_from
+    from worker.tls import check_settings_tls
 
     settings = settings_from(args)
+    check_settings_tls(settings)
     action = args.dead_letters_command
     if action == "list":
         return _list(settings, _filters(args), args.format)
