@@ -11,6 +11,7 @@ store, since no user exists yet to authenticate with. An S3 server is not availa
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -114,7 +115,7 @@ def test_worker_decides_claims_over_tls(tls_broker: TlsBroker, pki: Pki, tmp_pat
     ) as worker:
         decisions = _read_decisions(tls_broker, setup, len(bundles))
         assert len(decisions) == len(bundles), worker.tail()
-        worker.send_signal(__import__("signal").SIGTERM)
+        worker.send_signal(signal.SIGTERM)
         assert worker.wait(EXIT_PATIENCE_S) == 0
 
 
