@@ -19,7 +19,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --base) base="$2"; shift 2 ;;
     --tag) tag="$2"; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-image: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -69,6 +69,14 @@ arch="$(uname -m)"
   --platform "manylinux_2_28_$arch" --platform "manylinux_2_17_$arch" --platform "manylinux2014_$arch" \
   --platform any dist/wheels/j7507_worker-*.whl
 
-podman build --quiet "${flags[@]}" --network none --ignorefile deploy/Dockerfile.dockerignore \
+previous="$(podman image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)"
+# No layer cache: a RUN step's cache key does not cover what it bind-mounts (the wheels), so a
+# cached build would keep the previous code. The build takes seconds without it.
+podman build --quiet --no-cache --layers=false "${flags[@]}" --network none --ignorefile deploy/Dockerfile.dockerignore \
   -f deploy/Dockerfile --build-arg PYTHON_IMAGE="$base" --build-arg VERSION="$version" -t "$tag" . >/dev/null
+# The image the tag pointed to before is now untagged: remove it unless a container still uses it.
+current="$(podman image inspect --format '{{.Id}}' "$tag")"
+if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
+  podman rmi "$previous" >/dev/null 2>&1 || true
+fi
 echo "$tag"

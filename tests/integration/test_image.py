@@ -8,8 +8,10 @@ non-root user, as the Helm chart runs it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -97,6 +99,17 @@ def test_image_runs_non_root_read_only_decides_and_stops_on_sigterm(
     )
     assert started.returncode == 0, started.stderr
 
+    # The image runs this checkout's code (the build caches nothing that could be stale).
+    in_image = podman("exec", "--env", "COLUMNS=200", container_name, "j7507-worker", "--help").stdout
+    on_host = subprocess.run(
+        [sys.executable, "-m", "worker", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        cwd=REPO_ROOT,
+        check=True,
+    ).stdout
+    assert in_image == on_host
     assert podman("exec", container_name, "id", "-u").stdout.strip() == "10001"
     writable = podman("exec", container_name, "sh", "-c", "touch /opt/probe")
     assert writable.returncode != 0
