@@ -135,3 +135,21 @@ def test_replay_report_counts_replays_per_topic_and_skips_per_reason() -> None:
     assert "        2  to ehr.claims.v1" in lines
     assert f"        1  {SKIP_EMPTY}" in lines
     assert report.lines(dry_run=False)[0] == "replayed 2 dead letter(s)"
+
+
+def test_cli_arguments_are_checked_before_anything_connects() -> None:
+    from worker.cli_dead_letters import _position
+    from worker.errors import ConfigError
+
+    assert _position("3:1042") == (3, 1042)
+    for bad in ("3", "a:1", "3:-1", ":"):
+        with pytest.raises(ConfigError, match="PARTITION:OFFSET"):
+            _position(bad)
+
+
+def test_the_cli_refuses_a_bad_time_filter_with_its_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    from worker.__main__ import main
+
+    # 127.0.0.1:1 is never contacted: the filter is refused first.
+    assert main(["dead-letters", "list", "--bootstrap-servers", "127.0.0.1:1", "--until", "soon"]) == 2
+    assert "--until: expected an ISO 8601" in capsys.readouterr().err
