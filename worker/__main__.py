@@ -1,4 +1,4 @@
-"""Command line: `python -m worker {evaluate,rules,run,demo}` (also the `j7507-worker` script)."""
+"""Command line: `python -m worker {evaluate,rules,run,demo,dead-letters,payers}` (also `j7507-worker`)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     from worker.cli_stream import add_stream_commands
 
     add_stream_commands(commands, _add_rule_inputs)
+
+    from worker.cli_dead_letters import add_dead_letter_commands
+    from worker.cli_payers import add_payer_commands
+
+    add_dead_letter_commands(commands)
+    add_payer_commands(commands)
     return parser
 
 
@@ -103,6 +109,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _evaluate(args)
         if args.command == "rules":
             return _rules(args)
+        if args.command == "dead-letters":
+            from worker.cli_dead_letters import run_dead_letters_command
+
+            return run_dead_letters_command(args)
+        if args.command == "payers":
+            from worker.cli_payers import run_payers_command
+
+            return run_payers_command(args)
         from worker.cli_stream import run_stream_command
 
         return run_stream_command(args)

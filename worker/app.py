@@ -31,6 +31,9 @@ def make_wire(settings: Settings) -> WireFormat:
             settings.schema_registry_url,
             username=settings.schema_registry_username,
             password=settings.schema_registry_password,
+            ssl_cafile=settings.schema_registry_ssl_cafile,
+            ssl_certfile=settings.schema_registry_ssl_certfile,
+            ssl_keyfile=settings.schema_registry_ssl_keyfile,
         )
     return PlainAvro()
 

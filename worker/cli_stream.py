@@ -50,8 +50,11 @@ def run_stream_command(args: argparse.Namespace) -> int:
     if args.command == "run":
         from worker.app import build_app
         from worker.config import settings_from
+        from worker.tls import check_settings_tls
 
-        app = build_app(settings_from(args))
+        settings = settings_from(args)
+        check_settings_tls(settings)  # a CA that does not sign the broker's certificate: exit 2, named
+        app = build_app(settings)
         app.worker.install_signal_handlers()
         # `kill -USR1 <pid>` prints every thread's stack to stderr: how to see where a stuck pod is.
         faulthandler.register(signal.SIGUSR1, all_threads=True)

@@ -94,6 +94,10 @@ class Settings:
     schema_registry_url: str | None = None
     schema_registry_username: str | None = None
     schema_registry_password: str | None = field(default=None, repr=False)
+    # TLS towards an https:// registry: its CA (default: the system's) and a client certificate.
+    schema_registry_ssl_cafile: str | None = None
+    schema_registry_ssl_certfile: str | None = None
+    schema_registry_ssl_keyfile: str | None = None
     log_level: str = "INFO"
     max_batch: int = 500
     # How long a batch may wait for context partitions to catch up before the worker gives up and
@@ -281,7 +285,9 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
     password = _secret(env, "KAFKA_SASL_PASSWORD", problems)
     if mechanism and (not env.get("KAFKA_SASL_USERNAME") or not password):
         problems.append("KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE): required for SASL")
-    for name in ("KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE"):
+    tls_files = ("KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE", "KAFKA_SSL_KEYFILE")
+    registry_tls_files = ("SCHEMA_REGISTRY_SSL_CAFILE", "SCHEMA_REGISTRY_SSL_CERTFILE", "SCHEMA_REGISTRY_SSL_KEYFILE")
+    for name in (*tls_files, *registry_tls_files):
         if env.get(name) and not Path(env[name]).is_file():
             problems.append(f"{name}: no such file {env[name]}")
 
@@ -326,6 +332,9 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         schema_registry_url=registry,
         schema_registry_username=env.get("SCHEMA_REGISTRY_USERNAME") or None,
         schema_registry_password=_secret(env, "SCHEMA_REGISTRY_PASSWORD", problems),
+        schema_registry_ssl_cafile=env.get("SCHEMA_REGISTRY_SSL_CAFILE") or None,
+        schema_registry_ssl_certfile=env.get("SCHEMA_REGISTRY_SSL_CERTFILE") or None,
+        schema_registry_ssl_keyfile=env.get("SCHEMA_REGISTRY_SSL_KEYFILE") or None,
         log_level=log_level,
         timestamp_source="event_time" if timestamp_source == "event_time" else "kafka",
         context_grace_ms=grace_ms,

@@ -20,6 +20,11 @@ HEADER_REASON = "error_reason"
 HEADER_ERROR_CLASS = "error_class"
 HEADER_ERROR_MESSAGE = "error_message"
 HEADER_WORKER_VERSION = "worker_version"
+# Set when the original value was too large to keep whole (size and digest of the original), or
+# when the source record had neither key nor value. Replay skips such dead letters.
+HEADER_ORIGINAL_SIZE = "original_size"
+HEADER_ORIGINAL_SHA256 = "original_sha256"
+HEADER_ORIGINAL_EMPTY = "original_empty"
 _OWN_HEADERS = {
     HEADER_SOURCE_TOPIC,
     HEADER_SOURCE_PARTITION,

@@ -77,8 +77,19 @@ class RegistryWire:
         username: str | None = None,
         password: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
+        ssl_cafile: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
     ) -> None:
-        self._client = RegistryClient(url, username=username, password=password, timeout=timeout)
+        self._client = RegistryClient(
+            url,
+            username=username,
+            password=password,
+            timeout=timeout,
+            ssl_cafile=ssl_cafile,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+        )
         self._codecs: dict[str, AvroCodec] = {}
         self._ids: dict[tuple[str, str], int] = {}
         # Per schema id: the writer schema (raw JSON form), or why records with that id cannot be
@@ -193,6 +204,9 @@ class RegistryClient:
         username: str | None = None,
         password: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
+        ssl_cafile: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
     ) -> None:
         self.url = _base_url(url)
         if (username is None) != (password is None):
@@ -202,7 +216,15 @@ class RegistryClient:
             token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
             self._authorization = f"Basic {token}"
         self._timeout = timeout
-        self._opener = urllib.request.build_opener(_NoRedirect)
+        handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
+        if self.url.startswith("https://"):
+            # The same settings as the Kafka connection's: a private CA, and a client certificate
+            # for registries that require mutual TLS (SCHEMA_REGISTRY_SSL_*).
+            from worker.tls import REGISTRY_TLS_SETTINGS, client_context
+
+            context = client_context(ssl_cafile, ssl_certfile, ssl_keyfile, names=REGISTRY_TLS_SETTINGS)
+            handlers.append(urllib.request.HTTPSHandler(context=context))
+        self._opener = urllib.request.build_opener(*handlers)
 
     def __repr__(self) -> str:
         return f"RegistryClient({self.url!r})"

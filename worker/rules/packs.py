@@ -276,3 +276,48 @@ def _load_override(path: Path, built_in: Mapping[str, Pack]) -> tuple[str, dict[
     if override.extends:
         by_base = {ANY_BASE: by_base[override.extends]}
     return override.payer_id, by_base
+
+
+def load_override_file(path: Path, built_in: Mapping[str, Pack]) -> tuple[str, dict[str, Pack]]:
+    """One override file, validated exactly as at start (`payers check` reports each file's problem)."""
+    return _load_override(path, built_in)
+
+
+OVERRIDE_SCHEMA_ID = "https://j7507-worker.invalid/schemas/payer-override.schema.json"
+
+
+def override_json_schema() -> dict[str, Any]:
+    """JSON Schema (2020-12) of a payer override file, generated from the models that load it.
+
+    The file's shape is `_OverrideFile`; its `settings` are `PackSettings` with every setting
+    optional (an override replaces only what it names) and `max_days_supply` also accepting a plain
+    number, as the loader does. Pydantic writes the schema; only those two differences are patched.
+    """
+    settings = PackSettings.model_json_schema(by_alias=True, mode="validation")
+    definitions = settings.pop("$defs", {})
+    settings.pop("required", None)
+    settings["title"] = "Pack settings an override replaces (names and meanings in rules.md)"
+    days = settings["properties"]["max_days_supply"]
+    settings["properties"]["max_days_supply"] = {
+        "title": days.get("title", "Max Days Supply"),
+        "anyOf": [
+            {"type": "integer", "exclusiveMinimum": 0, "description": "one limit for every date of service"},
+            {key: value for key, value in days.items() if key != "title"},
+        ],
+    }
+    for prop in settings["properties"].values():
+        # frozenset -> uniqueItems in pydantic's schema, but the loader accepts (and drops) repeats.
+        prop.pop("uniqueItems", None)
+    days["minItems"] = 1
+    settings["properties"]["trough_targets"]["required"] = ["DEFAULT"]
+    document = _OverrideFile.model_json_schema(by_alias=True, mode="validation")
+    document["title"] = "Payer override file"
+    document["properties"]["extends"]["anyOf"][0]["enum"] = list(BUILT_IN_PACKS)
+    document["properties"]["settings"] = {**settings, "default": {}}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": OVERRIDE_SCHEMA_ID,
+        **{key: value for key, value in document.items() if key != "$defs"},
+        "description": "A payer override file (--payer-config DIR, one *.yaml per payer; format in contract.md).",
+        "$defs": definitions,
+    }
