@@ -22,6 +22,7 @@ WORKER_METRICS: Mapping[str, str] = {
     "j7507_rebalances_total": "counter",
     "j7507_context_entries": "gauge",
     "j7507_context_restore_seconds": "histogram",
+    "j7507_late_context_records_total": "counter",
     "j7507_build_info": "gauge",
 }
 
