@@ -42,18 +42,19 @@ import structlog
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, KafkaError
-from kafka.producer.future import FutureRecordMetadata
 from kafka.structs import OffsetAndMetadata
 
 from worker import kafka_clients
+from worker.bounds import check_claim_bounds
 from worker.config import Settings
 from worker.context import ContextStore
-from worker.dlq import DeadLetter, dead_letter
 from worker.errors import ConfigError
 from worker.evaluate import Evaluator
 from worker.events import Claim, Decision, LabResult, Prescription, Source
 from worker.intake import Rejected, read_event
 from worker.observability import Health, Metrics
+from worker.outputs import DeliveryError, Origin, Outputs
+from worker.polling import UNREADABLE_MESSAGE, Unreadable, poll_safely
 from worker.registry import RegistryError
 from worker.wire import WireFormat
 
@@ -67,17 +68,13 @@ POLL_TIMEOUT_MS = 500  # bounds how long SIGTERM waits for the loop to notice (w
 GIL_SWITCH_INTERVAL_S = 0.05
 FLUSH_TIMEOUT_S = 30.0
 Headers = list[tuple[str, bytes]]
-
-
-class DeliveryError(RuntimeError):
-    """The broker did not acknowledge a decision or dead letter: offsets must not be committed."""
+__all__ = ["DeliveryError", "StreamWorker"]  # DeliveryError lives in worker.outputs now
 
 
 @dataclass
 class _Pending:
-    """A sent output, waiting for the broker's acknowledgement before its offset is committed."""
+    """A sent decision, waiting for the broker's acknowledgement before its offset is committed."""
 
-    future: FutureRecordMetadata
     decision: Decision | None
     polled_at: float
     event_time: datetime | None
@@ -137,7 +134,6 @@ class StreamWorker:
         self._context_tps: set[TopicPartition] = set()
         self._dlq_watermark: dict[TopicPartition, int] = {}
         self._consumed: dict[TopicPartition, int] = {}  # next offset to commit, per input partition
-        self._pending: list[_Pending] = []
         self._series_tps: set[TopicPartition] = set()  # partitions with lag/commit series exported
         self._claims_count = 1
         # Monotonic time the first partition was assigned: consumption (restore included) starts
@@ -147,6 +143,7 @@ class StreamWorker:
         self.group: KafkaConsumer | None = None
         self.context: KafkaConsumer | None = None
         self.producer: KafkaProducer | None = None
+        self.outputs: Outputs[_Pending] | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -167,6 +164,13 @@ class StreamWorker:
         previous_switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self.producer = kafka_clients.producer(self.settings)
+        self.outputs = Outputs(
+            self.producer,
+            decisions_topic=self.topics.decisions,
+            dead_letter_topic=self.topics.dead_letter,
+            worker_version=self.worker_version,
+            metrics=self.metrics,
+        )
         self.group = kafka_clients.group_consumer(self.settings)
         self.context = kafka_clients.assigned_consumer(self.settings, "context")
         try:
@@ -216,9 +220,13 @@ class StreamWorker:
 
     def _iterate(self) -> None:
         assert self.group is not None
-        batch = self.group.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self.settings.max_batch)
+        batch, unreadable = poll_safely(self.group, timeout_ms=POLL_TIMEOUT_MS, max_records=self.settings.max_batch)
         polled_at = time.monotonic()
         self._apply_rebalance_events()
+        for marker in unreadable:
+            if marker.partition in self._owned:
+                self._consumed[marker.tp] = marker.offset + 1
+                self._dead_letter_unreadable(marker)
         self._follow_context(timeout_ms=0)
         if batch:
             self._sync_context({tp.partition for tp in batch})
@@ -320,12 +328,14 @@ class StreamWorker:
             history.seek_to_beginning(*targets)
             remaining = dict(targets)
             while remaining:
-                for tp, records in history.poll(timeout_ms=200).items():
+                # Unreadable records were dead-lettered when first processed: poll_safely skips them.
+                for tp, records in poll_safely(history, timeout_ms=200)[0].items():
                     for record in records:
                         if record.offset >= targets[tp]:
                             break
                         try:
                             claim = read_event(self.wire, "claim", record.key, record.value, Claim)
+                            check_claim_bounds(claim, self.settings.max_claim_lines)
                         except Rejected:
                             continue  # dead-lettered when it was first processed
                         if claim.j7507_lines:
@@ -368,7 +378,12 @@ class StreamWorker:
         assert self.context is not None
         if not self._context_tps:
             return
-        for tp, records in self.context.poll(timeout_ms=timeout_ms).items():
+        batch, unreadable = poll_safely(self.context, timeout_ms=timeout_ms)
+        for marker in unreadable:
+            self._consumed[marker.tp] = marker.offset + 1
+            if marker.offset >= self._dlq_watermark.get(marker.tp, 0) and self._has_dlq_duty(marker.tp):
+                self._dead_letter_unreadable(marker)
+        for tp, records in batch.items():
             kind = "prescription" if tp.topic == self.topics.prescriptions else "lab"
             self.metrics.records_consumed.labels(topic=tp.topic).inc(len(records))
             for record in records:
@@ -431,6 +446,7 @@ class StreamWorker:
         self._consumed[tp] = record.offset + 1
         try:
             claim = read_event(self.wire, "claim", record.key, record.value, Claim)
+            check_claim_bounds(claim, self.settings.max_claim_lines)
         except Rejected as rejected:
             self._dead_letter(tp, record, rejected)
             return
@@ -448,66 +464,41 @@ class StreamWorker:
             log.error("claim_failed", claim_id=claim.claim_id, claim_version=claim.claim_version, exc_info=True)
             self._dead_letter(tp, record, Rejected("other", error, f"cannot decide claim: {type(error).__name__}"))
             return
-        assert self.producer is not None
-        future = self.producer.send(
-            self.topics.decisions,
-            key=record.key,
-            value=value,
-            headers=[
+        assert self.outputs is not None
+        self.outputs.decision(
+            Origin.of(record),
+            value,
+            [
                 ("outcome", decision.outcome.encode()),
                 ("decision_id", decision.decision_id.encode()),
                 ("rule_pack", str(decision.rule_pack).encode()),
             ],
+            _Pending(decision, polled_at, claim.event_time, record.partition, record.offset),
         )
-        self._pending.append(_Pending(future, decision, polled_at, claim.event_time, record.partition, record.offset))
         # Decided claims become prior claims for the patient's later claims.
         self.store.add_claim(record.partition, claim)
 
     def _dead_letter(self, tp: TopicPartition, record: Any, rejected: Rejected) -> None:
-        letter: DeadLetter = dead_letter(
-            topic=tp.topic,
-            partition=tp.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            headers=list(record.headers or []),
-            reason=rejected.reason,
-            error=rejected.error,
-            message=rejected.message,
-            worker_version=self.worker_version,
-        )
-        assert self.producer is not None
-        future = self.producer.send(self.topics.dead_letter, key=letter.key, value=letter.value, headers=letter.headers)
-        self._pending.append(_Pending(future, None, time.monotonic(), None, tp.partition, record.offset))
-        self.metrics.dead_letters.labels(reason=rejected.reason).inc()
-        log.warning(
-            "dead_letter",
-            topic=tp.topic,
-            partition=tp.partition,
-            offset=record.offset,
-            reason=rejected.reason,
-            error_class=type(rejected.error).__name__,
-            error=rejected.message,
-        )
+        assert self.outputs is not None
+        self.outputs.dead_letter(Origin.of(record), rejected)
+
+    def _dead_letter_unreadable(self, marker: Unreadable) -> None:
+        """A record the client could not parse: a marker with its position (no bytes to keep)."""
+        assert self.outputs is not None
+        error = Rejected("decode", RuntimeError(marker.error_class), UNREADABLE_MESSAGE)
+        self.outputs.dead_letter(Origin(marker.topic, marker.partition, marker.offset, None, None), error)
 
     # --- acknowledge and commit ---------------------------------------------------------------------
 
     def _complete_batch(self) -> None:
         """Flush, confirm every output was acknowledged, record the decisions, then commit."""
-        assert self.producer is not None and self.group is not None
-        if self._pending:
-            self.producer.flush(timeout=FLUSH_TIMEOUT_S)
+        assert self.outputs is not None and self.group is not None
+        if len(self.outputs):
+            acked = self.outputs.complete(FLUSH_TIMEOUT_S)
             acked_at = time.monotonic()
             now = datetime.now(UTC)
-            for pending in self._pending:
-                if not pending.future.is_done or pending.future.failed():
-                    raise DeliveryError(
-                        f"output for partition {pending.partition} offset {pending.offset} was not acknowledged: "
-                        f"{pending.future.exception!r}"
-                    )
-                if pending.decision is not None:
-                    self._record_decision(pending, acked_at, now)
-            self._pending.clear()
+            for pending in acked:
+                self._record_decision(pending, acked_at, now)
         self._commit()
 
     def _record_decision(self, pending: _Pending, acked_at: float, now: datetime) -> None:
