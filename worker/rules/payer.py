@@ -150,10 +150,9 @@ def lifetime_cap_exceeded(facts: LineFacts) -> Hit | None:
     cap = facts.settings.lifetime_units_cap
     if cap is None:
         return None
-    prior_units = sum(prior.line.units for prior in facts.claim_facts.prior_lines)
-    claim_units = sum(
-        line.units for line in facts.claim_facts.j7507_lines if line.line_number <= facts.line.line_number
-    )
+    # Both summed once per claim (facts), so the rule stays linear in the claim's lines.
+    prior_units = facts.claim_facts.prior_units
+    claim_units = facts.claim_facts.units_through_line[facts.line.line_number]
     total = prior_units + claim_units
     if total <= cap:
         return None
