@@ -102,7 +102,36 @@ class AvroCodec:
             raise DecodeError(f"{self.name}: {unread} trailing bytes after the record")
         if self._check is not None:
             self._check(record)
+        self._check_canonical(payload, record, writer, reader)
         return record
+
+    def _check_canonical(
+        self, payload: bytes, record: dict[str, Any], writer: dict[str, Any], reader: dict[str, Any] | None
+    ) -> None:
+        """Writing the decoded record again must give back the payload's bytes.
+
+        fastavro's compiled reader takes a negative enum or union index as Python's negative
+        indexing (-1 reads as the last symbol or branch) and any non-zero byte as true, so such
+        bytes decode to a plausible record. Avro's binary encoding is canonical for the records
+        this contract uses (arrays and maps in one block, as standard writers produce them), so a
+        difference means the payload holds such a value: a decode error, not a guess."""
+        try:
+            if reader is None:
+                again = io.BytesIO()
+                fastavro.schemaless_writer(again, writer, self._prepare(record))
+            else:
+                # Resolved against our schema: compare in the writer's own shape (rare: evolved writers).
+                as_written = fastavro.schemaless_reader(io.BytesIO(payload), writer, None)
+                again = io.BytesIO()
+                fastavro.schemaless_writer(again, writer, as_written)
+            canonical = again.getvalue() == payload
+        except Exception:
+            canonical = False
+        if not canonical:
+            raise DecodeError(
+                f"{self.name}: an enum symbol or union branch index is negative, or a boolean is not 0 or 1 "
+                "(not a canonical Avro encoding)"
+            )
 
     def _writer(self, writer_schema: dict[str, Any]) -> dict[str, Any]:
         cached = self._writers.get(id(writer_schema))
@@ -130,9 +159,8 @@ class AvroCodec:
 #   costs more than this whole walk);
 # - after reading, check that ints fit 32 bits and doubles are finite (fastavro hands back whatever
 #   64-bit value or bit pattern random bytes give).
-# Not caught: fastavro's compiled reader takes a negative enum or union index as Python's negative
-# indexing (-1 reads as the last symbol) and any non-zero byte as true. Bytes only look like that
-# when corrupted, and then nearly always also fail the length and trailing-byte checks.
+# fastavro's compiled reader takes a negative enum or union index as Python's negative indexing
+# and any non-zero byte as true: AvroCodec._check_canonical catches those after reading.
 
 
 @cache

@@ -7,9 +7,7 @@ any payer would take, and its decision (one entry per line) would grow without b
 
 from __future__ import annotations
 
-from worker.dlq import ContractError
 from worker.events import Claim
-from worker.intake import Rejected
 
 DEFAULT_MAX_CLAIM_LINES = 50  # X12 837P: 50 service lines per claim
 
@@ -22,10 +20,3 @@ def claim_lines_problem(claim: Claim, max_lines: int) -> str | None:
             "(MAX_CLAIM_LINES; X12 837P allows 50)"
         )
     return None
-
-
-def check_claim_bounds(claim: Claim, max_lines: int) -> None:
-    """Raises `Rejected("contract", ...)` when the claim has more lines than `max_lines`."""
-    problem = claim_lines_problem(claim, max_lines)
-    if problem is not None:
-        raise Rejected("contract", ContractError(problem), f"ClaimSubmitted: {problem}")

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from worker.bounds import DEFAULT_MAX_CLAIM_LINES, claim_lines_problem
 from worker.context import PatientContext
 from worker.evaluate import Evaluator
 from worker.events import Bundle, Decision
@@ -48,14 +49,24 @@ class OfflineResult:
     malformed: bool
 
 
-def evaluate_bundle_text(evaluator: Evaluator, text: str) -> Decision:
-    """Parse one bundle and decide it; raises ValidationError for a malformed bundle."""
+class BoundsError(ValueError):
+    """A bundle over the claim bounds (worker/bounds.py); the message names the limit, not a value."""
+
+
+def evaluate_bundle_text(evaluator: Evaluator, text: str, max_claim_lines: int = DEFAULT_MAX_CLAIM_LINES) -> Decision:
+    """Parse one bundle and decide it; raises ValidationError for a malformed bundle, BoundsError
+    for a claim with too many lines."""
     bundle = Bundle.model_validate_json(text)
+    problem = claim_lines_problem(bundle.claim, max_claim_lines)
+    if problem is not None:
+        raise BoundsError(problem)
     context = PatientContext.from_lists(bundle.prescriptions, bundle.labs, bundle.prior_claims)
     return evaluator.decide(bundle.claim, context)
 
 
-def evaluate_lines(evaluator: Evaluator, lines: Iterable[str | bytes]) -> Iterator[OfflineResult]:
+def evaluate_lines(
+    evaluator: Evaluator, lines: Iterable[str | bytes], max_claim_lines: int = DEFAULT_MAX_CLAIM_LINES
+) -> Iterator[OfflineResult]:
     """Decide each line; bytes are decoded per line, so one line that is not UTF-8 is one error."""
     for number, raw in enumerate(lines, start=1):
         if isinstance(raw, bytes):
@@ -71,9 +82,12 @@ def evaluate_lines(evaluator: Evaluator, lines: Iterable[str | bytes]) -> Iterat
         if not text.strip():
             continue
         try:
-            decision = evaluate_bundle_text(evaluator, text)
+            decision = evaluate_bundle_text(evaluator, text, max_claim_lines)
         except ValidationError as error:
             yield OfflineResult(number, {"error": describe_validation_error(error), "input_line": number}, True)
+            continue
+        except BoundsError as error:
+            yield OfflineResult(number, {"error": str(error), "input_line": number}, True)
             continue
         except (ValueError, OverflowError, RecursionError) as error:
             # Values pydantic accepts but dates cannot hold (e.g. year 9999 + 90 days): a clean

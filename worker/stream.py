@@ -45,13 +45,12 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from worker import kafka_clients
-from worker.bounds import check_claim_bounds
 from worker.config import Settings
 from worker.context import ContextStore
 from worker.errors import ConfigError
 from worker.evaluate import Evaluator
 from worker.events import Claim, Decision, LabResult, Prescription, Source
-from worker.intake import Rejected, read_event
+from worker.intake import Rejected, check_claim_bounds, read_event
 from worker.observability import Health, Metrics
 from worker.outputs import DeliveryError, Origin, Outputs
 from worker.polling import UNREADABLE_MESSAGE, Unreadable, poll_safely
