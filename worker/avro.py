@@ -23,6 +23,8 @@ from typing import Any, cast
 import fastavro
 from fastavro.read import SchemaResolutionError
 
+from worker.avro_scan import Malformed, Scan, check, compile_scan
+
 SCHEMA_NAMES = ("ClaimSubmitted", "PrescriptionRecorded", "LabResultRecorded", "ClaimDecision")
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
@@ -59,13 +61,15 @@ def load_schema(name: str) -> dict[str, Any]:
 class AvroCodec:
     """Encode/decode one record type as plain Avro binary (schemaless_writer/reader)."""
 
-    __slots__ = ("_check", "_prepare", "_writers", "name", "schema")
+    __slots__ = ("_check", "_prepare", "_scan", "_scans", "_writers", "name", "schema")
 
     def __init__(self, schema_name: str) -> None:
         self.name = schema_name
         self.schema: dict[str, Any] = load_schema(schema_name)
         self._prepare, self._check = _walks(schema_name)
         self._writers: dict[int, tuple[object, dict[str, Any]]] = {}
+        self._scan = compile_scan(self.schema, self.schema["__named_schemas"])
+        self._scans: dict[int, Scan] = {}  # by id() of a parsed writer schema held in _writers
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """Avro binary of ``record``. Missing fields with a default get it; unknown keys are ignored.
@@ -102,36 +106,13 @@ class AvroCodec:
             raise DecodeError(f"{self.name}: {unread} trailing bytes after the record")
         if self._check is not None:
             self._check(record)
-        self._check_canonical(payload, record, writer, reader)
-        return record
-
-    def _check_canonical(
-        self, payload: bytes, record: dict[str, Any], writer: dict[str, Any], reader: dict[str, Any] | None
-    ) -> None:
-        """Writing the decoded record again must give back the payload's bytes.
-
-        fastavro's compiled reader takes a negative enum or union index as Python's negative
-        indexing (-1 reads as the last symbol or branch) and any non-zero byte as true, so such
-        bytes decode to a plausible record. Avro's binary encoding is canonical for the records
-        this contract uses (arrays and maps in one block, as standard writers produce them), so a
-        difference means the payload holds such a value: a decode error, not a guess."""
+        # fastavro reads a negative enum or union index as Python's negative indexing, and any
+        # non-zero byte as true: a scan of the payload's indexes and booleans catches those.
         try:
-            if reader is None:
-                again = io.BytesIO()
-                fastavro.schemaless_writer(again, writer, self._prepare(record))
-            else:
-                # Resolved against our schema: compare in the writer's own shape (rare: evolved writers).
-                as_written = fastavro.schemaless_reader(io.BytesIO(payload), writer, None)
-                again = io.BytesIO()
-                fastavro.schemaless_writer(again, writer, as_written)
-            canonical = again.getvalue() == payload
-        except Exception:
-            canonical = False
-        if not canonical:
-            raise DecodeError(
-                f"{self.name}: an enum symbol or union branch index is negative, or a boolean is not 0 or 1 "
-                "(not a canonical Avro encoding)"
-            )
+            check(self._scan if writer is self.schema else self._scans[id(writer)], payload)
+        except Malformed as error:
+            raise DecodeError(f"{self.name}: {error}") from None
+        return record
 
     def _writer(self, writer_schema: dict[str, Any]) -> dict[str, Any]:
         cached = self._writers.get(id(writer_schema))
@@ -144,7 +125,10 @@ class AvroCodec:
         if parsed == self.schema:
             parsed = self.schema  # the same schema: take the fast path without resolution
         if len(self._writers) >= _WRITER_CACHE_SIZE:
-            self._writers.pop(next(iter(self._writers)))
+            evicted = self._writers.pop(next(iter(self._writers)))[1]
+            self._scans.pop(id(evicted), None)
+        if parsed is not self.schema:
+            self._scans[id(parsed)] = compile_scan(parsed, parsed.get("__named_schemas", {}))
         self._writers[id(writer_schema)] = (writer_schema, parsed)
         return parsed
 
@@ -160,7 +144,7 @@ class AvroCodec:
 # - after reading, check that ints fit 32 bits and doubles are finite (fastavro hands back whatever
 #   64-bit value or bit pattern random bytes give).
 # fastavro's compiled reader takes a negative enum or union index as Python's negative indexing
-# and any non-zero byte as true: AvroCodec._check_canonical catches those after reading.
+# and any non-zero byte as true: worker/avro_scan.py catches those after reading.
 
 
 @cache
