@@ -49,11 +49,6 @@ class Unreadable:
     def tp(self) -> TopicPartition:
         return TopicPartition(self.topic, self.partition)
 
-    # The Origin-like attributes, so a marker can be dead-lettered like any record.
-    key: bytes | None = None
-    value: bytes | None = None
-    headers: tuple[tuple[str, bytes | None], ...] = ()
-
 
 def poll_safely(
     consumer: Any, *, timeout_ms: int, max_records: int | None = None
