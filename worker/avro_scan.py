@@ -5,7 +5,7 @@ fastavro's reader takes a negative enum symbol or union branch index as Python's
 decode to a plausible record. This walks the payload once, compiled per schema into closures, and
 raises `Malformed` for an index out of range, a boolean that is not 0 or 1, a negative length, or
 a payload that ends early. It reads lengths and indexes only (no strings are built), so it costs
-a fraction of the decode itself (about 10 µs for a claim).
+about a quarter of the decode itself (measured on a claim: 22 µs against 85 µs, a loaded machine).
 """
 
 from __future__ import annotations
