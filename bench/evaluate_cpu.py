@@ -13,6 +13,11 @@ matters less); each figure is the best of R repeats of N iterations, after a war
 - context+evaluate: Bundle already parsed; build the context and decide
 - evaluate only: claim and context ready; Evaluator.decide (the stream's per-claim cost)
 - decision to JSON: decision_json + json.dumps of the result
+
+Then the bounds of issue 13, "evaluate only" against the typical bundle measured in the same run:
+a claim of 50 identical J7507 lines (X12 837P's maximum, MAX_CLAIM_LINES; duplicate-line fires on
+49 of them), and a patient with 200 prior claims. Rules are linear in lines and history, so the
+cost per line stays flat and the decision's size is bounded (evidence lists are capped).
 """
 
 from __future__ import annotations
@@ -124,6 +129,20 @@ def typical_bundle() -> dict[str, Any]:
     }
 
 
+def fifty_line_bundle() -> dict[str, Any]:
+    bundle = typical_bundle()
+    bundle["claim"]["lines"] = [_line(DOS, number) for number in range(1, 51)]
+    return bundle
+
+
+def long_history_bundle() -> dict[str, Any]:
+    bundle = typical_bundle()
+    bundle["prior_claims"] = [
+        _claim(f"CLM-H{index}", 1, DOS - timedelta(days=30 * (index % 100 + 1))) for index in range(200)
+    ]
+    return bundle
+
+
 def best_microseconds(action: Callable[[], object], iterations: int, repeats: int) -> float:
     for _ in range(min(iterations, 200)):  # warm-up: caches, lazy imports
         action()
@@ -164,8 +183,28 @@ def main() -> None:
         f"{len(bundle.labs)} labs, {len(bundle.prior_claims)} prior claims, {len(text)} bytes of JSON"
     )
     print(f"CPU time per bundle (best of {args.repeats} × {args.iterations} iterations, time.process_time):")
+    baseline = 0.0
     for name, action in measurements.items():
-        print(f"  {name:<18} {best_microseconds(action, args.iterations, args.repeats):8.1f} µs")
+        microseconds = best_microseconds(action, args.iterations, args.repeats)
+        baseline = microseconds if name == "evaluate only" else baseline
+        print(f"  {name:<18} {microseconds:8.1f} µs")
+
+    print("bounded cases, evaluate only (ratio to the typical bundle's):")
+    for name, extreme in (("50 identical lines", fifty_line_bundle()), ("200 prior claims", long_history_bundle())):
+        parsed = Bundle.model_validate_json(json.dumps(extreme))
+        ready = PatientContext.from_lists(parsed.prescriptions, parsed.labs, parsed.prior_claims)
+        decided = evaluator.decide(parsed.claim, ready)
+        iterations = max(20, args.iterations // 50)
+        microseconds = best_microseconds(
+            lambda claim=parsed.claim, context=ready: evaluator.decide(claim, context),  # type: ignore[misc]
+            iterations,
+            args.repeats,
+        )
+        size = len(json.dumps(decision_json(decided)))
+        print(
+            f"  {name:<18} {microseconds:8.1f} µs ({microseconds / baseline:5.1f}x; "
+            f"{microseconds / len(parsed.claim.lines):6.1f} µs per line), decision {size:,} bytes of JSON"
+        )
 
 
 if __name__ == "__main__":

@@ -677,3 +677,46 @@ def test_damaged_valid_payloads_raise_nothing_but_decode_error(name: str, data: 
     except DecodeError:
         return
     assert isinstance(decoded, dict)
+
+
+def _one_byte_apart(name: str, field_path: list[str], first: Any, last: Any) -> tuple[bytes, int]:
+    """The record with `field_path` set to `last`, and the one position where it differs from `first`."""
+    codec = AvroCodec(name)
+
+    def with_value(value: Any) -> bytes:
+        record = copy.deepcopy(RECORDS[name])
+        node = record
+        for part in field_path[:-1]:
+            node = node[part]
+        node[field_path[-1]] = value
+        return codec.encode(record)
+
+    a, b = with_value(first), with_value(last)
+    assert len(a) == len(b)
+    [position] = [i for i in range(len(a)) if a[i] != b[i]]
+    return b, position
+
+
+def test_a_negative_enum_index_is_a_decode_error_not_the_last_symbol() -> None:
+    # payer_type OTHER is index 3 (zigzag byte 6); index -1 (byte 1) would read as OTHER too.
+    payload, position = _one_byte_apart("ClaimSubmitted", ["payer", "payer_type"], "MEDICARE", "OTHER")
+    assert payload[position] == 6
+    corrupted = payload[:position] + b"\x01" + payload[position + 1 :]
+    assert fastavro.schemaless_reader(io.BytesIO(corrupted), load_schema("ClaimSubmitted"), None)  # fastavro takes it
+
+    with pytest.raises(DecodeError, match="negative") as caught:
+        AvroCodec("ClaimSubmitted").decode(corrupted)
+    assert PATIENT_ID not in str(caught.value)
+
+
+def test_a_negative_union_index_is_a_decode_error() -> None:
+    # payer.plan_id is ["null", "string"]: branch 1 (zigzag 2) is the string; -1 (zigzag 1) too for fastavro.
+    record = copy.deepcopy(CLAIM)
+    record["payer"] = {**record["payer"], "plan_id": "PLAN-1"}
+    payload = AvroCodec("ClaimSubmitted").encode(record)
+    assert payload.count(b"\x02\x0cPLAN-1") == 1
+    corrupted = payload.replace(b"\x02\x0cPLAN-1", b"\x01\x0cPLAN-1")
+    assert fastavro.schemaless_reader(io.BytesIO(corrupted), load_schema("ClaimSubmitted"), None)
+
+    with pytest.raises(DecodeError, match="negative"):
+        AvroCodec("ClaimSubmitted").decode(corrupted)

@@ -278,3 +278,20 @@ def test_rules_markdown_lists_every_rule_under_its_rules_md_section(capsys: pyte
         if match:
             placed.append((match.group(1), section))
     assert placed == [(rule_id, section) for rule_id, _, _, section in CATALOGUE]
+
+
+def test_evaluate_piped_into_head_exits_quietly_with_the_closed_output_status() -> None:
+    from worker.__main__ import EXIT_OUTPUT_CLOSED
+
+    bundles = _jsonl(*[_bundle(f"C-H-{number}") for number in range(2000)])
+    result = subprocess.run(
+        ["bash", "-c", f'"{sys.executable}" -m worker evaluate - | head -n 1; exit "${{PIPESTATUS[0]}}"'],
+        input=bundles,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == EXIT_OUTPUT_CLOSED != 1
+    assert result.stderr == ""  # no traceback, no "Exception ignored" line
+    assert json.loads(result.stdout)["claim_id"] == "C-H-0"

@@ -98,3 +98,12 @@ def test_settings_are_frozen() -> None:
     settings = Settings(bootstrap_servers="k:9092")
     with pytest.raises(AttributeError):
         settings.group_id = "other"  # type: ignore[misc]
+
+
+def test_max_claim_lines_defaults_to_50_and_is_validated() -> None:
+    assert settings_from(parse(), {"KAFKA_BOOTSTRAP_SERVERS": "k:9092"}).max_claim_lines == 50
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "k:9092", "MAX_CLAIM_LINES": "80"}
+    assert settings_from(parse(), env).max_claim_lines == 80
+    assert settings_from(parse("--max-claim-lines", "20"), env).max_claim_lines == 20
+    with pytest.raises(ConfigError, match="MAX_CLAIM_LINES: expected a whole number"):
+        settings_from(parse(), {**env, "MAX_CLAIM_LINES": "0"})

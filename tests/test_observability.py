@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -12,7 +14,7 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
-from worker.observability import Health, Metrics, configure_logging, start_http_server
+from worker.observability import BoundedHTTPServer, Health, Metrics, configure_logging, start_http_server
 from worker.rules import RULES
 
 PUBLIC_METRICS = {
@@ -114,3 +116,58 @@ def test_logs_are_one_json_object_per_line() -> None:
     assert record["rule_ids"] == ["trough-missing"]
     assert record["level"] == "info"
     assert record["timestamp"].endswith("Z")
+
+
+@pytest.fixture
+def small_server(metrics: Metrics) -> Iterator[BoundedHTTPServer]:
+    health = Health()
+    http = start_http_server(0, metrics.registry, health, host="127.0.0.1", max_connections=3, deadline_s=0.5)
+    yield http
+    http.shutdown()
+    http.server_close()
+
+
+def _connect(server: BoundedHTTPServer) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10)
+    return sock
+
+
+def test_an_idle_connection_is_cut_off_at_its_deadline(small_server: BoundedHTTPServer) -> None:
+    sock = _connect(small_server)
+    with sock:
+        assert sock.recv(100) == b""  # closed by the server, not by our 10 s timeout
+
+
+def test_a_client_trickling_bytes_is_cut_off_at_its_deadline(small_server: BoundedHTTPServer) -> None:
+    sock = _connect(small_server)
+    with sock:
+        sock.sendall(b"GET /livez HTTP/1.0\r\n")
+        closed = False
+        for _ in range(100):  # one header byte every 0.1 s would keep a per-read timeout happy for ever
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.1)
+        assert closed or sock.recv(100) == b""
+
+
+def test_connections_over_the_cap_are_refused_at_once_and_livez_answers_again_after(
+    small_server: BoundedHTTPServer,
+) -> None:
+    idle = [_connect(small_server) for _ in range(3)]
+    try:
+        while small_server.active_connections < 3:
+            time.sleep(0.01)
+        with _connect(small_server) as extra:
+            extra.sendall(b"GET /livez HTTP/1.0\r\n\r\n")
+            assert extra.recv(100).startswith(b"HTTP/1.0 503")
+        assert small_server.refused == 1
+    finally:
+        for sock in idle:
+            sock.close()
+    while small_server.active_connections:
+        time.sleep(0.01)
+    url = f"http://127.0.0.1:{small_server.server_address[1]}/livez"
+    assert get(url)[0] == 200

@@ -187,3 +187,18 @@ def test_write_results_reports_no_malformed_for_good_input(evaluator: Evaluator)
     out = io.StringIO()
     assert write_results(evaluate_lines(evaluator, [_text(bundle) for bundle in EXAMPLES]), out) is False
     assert len(out.getvalue().splitlines()) == len(EXAMPLES)
+
+
+def test_a_claim_over_the_line_limit_is_a_malformed_line_naming_the_limit(evaluator: Evaluator) -> None:
+    bundle = _bundle()
+    bundle["claim"]["lines"] = [
+        {**bundle["claim"]["lines"][0], "line_number": number} for number in range(1, 52)
+    ]  # 51 lines
+    exactly = copy.deepcopy(bundle)
+    exactly["claim"]["lines"] = exactly["claim"]["lines"][:50]
+
+    over, at_limit = _run(evaluator, [_text(bundle), _text(exactly)])
+
+    assert over.malformed and "51 service lines, over the limit of 50 (MAX_CLAIM_LINES" in over.output["error"]
+    assert not at_limit.malformed and len(at_limit.output["lines"]) == 50
+    assert [result.malformed for result in evaluate_lines(evaluator, [_text(bundle)], max_claim_lines=60)] == [False]

@@ -12,6 +12,9 @@ from pathlib import Path
 from worker import __version__
 from worker.errors import ConfigError
 
+# `evaluate | head`: the reader left. Not 1 (malformed input): 128 + SIGPIPE, as a shell reports it.
+EXIT_OUTPUT_CLOSED = 141
+
 
 def _path_or_env(value: str | None, env: str) -> Path | None:
     chosen = value if value is not None else os.environ.get(env)
@@ -46,10 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
             "Read JSON Lines claim bundles ({claim, prescriptions, labs, prior_claims}) and write one "
             "JSON decision per line to stdout, in input order. A malformed bundle (a required field "
             "missing, a wrong JSON type or value: nothing is coerced; NaN, Infinity, a duplicate key) gets "
-            '{"error": ..., "input_line": N}; the exit status is 1 if any bundle was malformed.'
+            '{"error": ..., "input_line": N}; the exit status is 1 if any bundle was malformed, '
+            f"{EXIT_OUTPUT_CLOSED} if the reader of stdout went away (e.g. `| head`)."
         ),
     )
     evaluate.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="bundles file (default: stdin)")
+    evaluate.add_argument(
+        "--max-claim-lines",
+        type=int,
+        metavar="N",
+        help="service lines per claim; a bundle with more is malformed [env MAX_CLAIM_LINES; default 50]",
+    )
     _add_rule_inputs(evaluate)
 
     rules = commands.add_parser("rules", help="list the rule catalogue as the code has it")
@@ -68,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from worker.bounds import DEFAULT_MAX_CLAIM_LINES
     from worker.evaluate import Evaluator
     from worker.offline import evaluate_lines, write_results
     from worker.reference import load_reference
@@ -77,16 +88,29 @@ def _evaluate(args: argparse.Namespace) -> int:
         load_packs(_path_or_env(args.payer_config, "PAYER_CONFIG_DIR")),
         load_reference(_path_or_env(args.ndc_crosswalk, "NDC_CROSSWALK_FILE")),
     )
+    raw_lines = args.max_claim_lines or os.environ.get("MAX_CLAIM_LINES") or DEFAULT_MAX_CLAIM_LINES
+    max_lines = int(raw_lines) if str(raw_lines).isdigit() else 0
+    if max_lines < 1:
+        raise ConfigError("--max-claim-lines/MAX_CLAIM_LINES: expected a whole number of at least 1")
     # Bytes in, decoded line by line: one line that is not UTF-8 must not end the run.
-    if args.file == "-":
-        malformed = write_results(evaluate_lines(evaluator, getattr(sys.stdin, "buffer", sys.stdin)), sys.stdout)
-    else:
-        try:
-            handle = open(args.file, "rb")  # noqa: SIM115  (closed below, streamed line by line)
-        except OSError as error:
-            raise ConfigError(f"{args.file}: cannot read: {error.strerror}") from None
-        with handle:
-            malformed = write_results(evaluate_lines(evaluator, handle), sys.stdout)
+    try:
+        if args.file == "-":
+            stdin = getattr(sys.stdin, "buffer", sys.stdin)
+            malformed = write_results(evaluate_lines(evaluator, stdin, max_lines), sys.stdout)
+        else:
+            try:
+                handle = open(args.file, "rb")  # noqa: SIM115  (closed below, streamed line by line)
+            except OSError as error:
+                raise ConfigError(f"{args.file}: cannot read: {error.strerror}") from None
+            with handle:
+                malformed = write_results(evaluate_lines(evaluator, handle, max_lines), sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader closed the pipe: stop quietly. Point stdout at /dev/null so the interpreter's
+        # own flush at exit does not print a second traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OUTPUT_CLOSED
     return 1 if malformed else 0
 
 

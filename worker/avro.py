@@ -23,6 +23,8 @@ from typing import Any, cast
 import fastavro
 from fastavro.read import SchemaResolutionError
 
+from worker.avro_scan import Malformed, Scan, check, compile_scan
+
 SCHEMA_NAMES = ("ClaimSubmitted", "PrescriptionRecorded", "LabResultRecorded", "ClaimDecision")
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
@@ -59,13 +61,15 @@ def load_schema(name: str) -> dict[str, Any]:
 class AvroCodec:
     """Encode/decode one record type as plain Avro binary (schemaless_writer/reader)."""
 
-    __slots__ = ("_check", "_prepare", "_writers", "name", "schema")
+    __slots__ = ("_check", "_prepare", "_scan", "_scans", "_writers", "name", "schema")
 
     def __init__(self, schema_name: str) -> None:
         self.name = schema_name
         self.schema: dict[str, Any] = load_schema(schema_name)
         self._prepare, self._check = _walks(schema_name)
         self._writers: dict[int, tuple[object, dict[str, Any]]] = {}
+        self._scan = compile_scan(self.schema, self.schema["__named_schemas"])
+        self._scans: dict[int, Scan] = {}  # by id() of a parsed writer schema held in _writers
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """Avro binary of ``record``. Missing fields with a default get it; unknown keys are ignored.
@@ -102,6 +106,12 @@ class AvroCodec:
             raise DecodeError(f"{self.name}: {unread} trailing bytes after the record")
         if self._check is not None:
             self._check(record)
+        # fastavro reads a negative enum or union index as Python's negative indexing, and any
+        # non-zero byte as true: a scan of the payload's indexes and booleans catches those.
+        try:
+            check(self._scan if writer is self.schema else self._scans[id(writer)], payload)
+        except Malformed as error:
+            raise DecodeError(f"{self.name}: {error}") from None
         return record
 
     def _writer(self, writer_schema: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +125,10 @@ class AvroCodec:
         if parsed == self.schema:
             parsed = self.schema  # the same schema: take the fast path without resolution
         if len(self._writers) >= _WRITER_CACHE_SIZE:
-            self._writers.pop(next(iter(self._writers)))
+            evicted = self._writers.pop(next(iter(self._writers)))[1]
+            self._scans.pop(id(evicted), None)
+        if parsed is not self.schema:
+            self._scans[id(parsed)] = compile_scan(parsed, parsed.get("__named_schemas", {}))
         self._writers[id(writer_schema)] = (writer_schema, parsed)
         return parsed
 
@@ -130,9 +143,8 @@ class AvroCodec:
 #   costs more than this whole walk);
 # - after reading, check that ints fit 32 bits and doubles are finite (fastavro hands back whatever
 #   64-bit value or bit pattern random bytes give).
-# Not caught: fastavro's compiled reader takes a negative enum or union index as Python's negative
-# indexing (-1 reads as the last symbol) and any non-zero byte as true. Bytes only look like that
-# when corrupted, and then nearly always also fail the length and trailing-byte checks.
+# fastavro's compiled reader takes a negative enum or union index as Python's negative indexing
+# and any non-zero byte as true: worker/avro_scan.py catches those after reading.
 
 
 @cache

@@ -100,6 +100,8 @@ class Settings:
     schema_registry_ssl_keyfile: str | None = None
     log_level: str = "INFO"
     max_batch: int = 500
+    # Service lines per claim; more is a `contract` dead letter (worker/bounds.py).
+    max_claim_lines: int = 50
     # How long a batch may wait for context partitions to catch up before the worker gives up and
     # exits (Kubernetes restarts it): deciding with stale context would be worse than stopping.
     context_sync_timeout_s: float = 60.0
@@ -174,6 +176,10 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         "counts [env CONTEXT_GRACE_MS; default 0]",
     )
     worker.add_argument("--schema-registry-url", help="Confluent wire format when set [env SCHEMA_REGISTRY_URL]")
+    worker.add_argument(
+        "--max-claim-lines",
+        help="service lines per claim; a claim with more is a contract dead letter [env MAX_CLAIM_LINES; default 50]",
+    )
     worker.add_argument("--log-level", help="[env LOG_LEVEL; default INFO]")
 
 
@@ -305,6 +311,14 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         problems.append(
             "--schema-registry-url/SCHEMA_REGISTRY_URL: put credentials in SCHEMA_REGISTRY_USERNAME/PASSWORD"
         )
+    lines_text = pick("max_claim_lines", "MAX_CLAIM_LINES") or "50"
+    max_claim_lines = 50
+    try:
+        max_claim_lines = int(lines_text)
+        if max_claim_lines < 1:
+            raise ValueError
+    except ValueError:
+        problems.append(f"--max-claim-lines/MAX_CLAIM_LINES: expected a whole number of at least 1, got {lines_text!r}")
     log_level = (pick("log_level", "LOG_LEVEL") or "INFO").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"--log-level/LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
@@ -338,4 +352,5 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         log_level=log_level,
         timestamp_source="event_time" if timestamp_source == "event_time" else "kafka",
         context_grace_ms=grace_ms,
+        max_claim_lines=max_claim_lines,
     )

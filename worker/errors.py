@@ -3,3 +3,7 @@
 
 class ConfigError(Exception):
     """A settings, pack, override or reference file is invalid; the message names file, key and problem."""
+
+
+class DeliveryError(RuntimeError):
+    """The broker did not acknowledge a decision or dead letter: offsets must not be committed."""

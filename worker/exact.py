@@ -15,6 +15,7 @@ their shortest decimals do.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from decimal import Context, Decimal
 
 # 17 significant digits per double, at most four factors, plus 10-digit ints: 120 digits is room to
@@ -46,6 +47,17 @@ def whole_units(units: float) -> Decimal | None:
     exact = dec(units)
     whole = exact.to_integral_value()
     return whole if abs(EXACT.subtract(exact, whole)) < WHOLE_TOLERANCE else exact
+
+
+def sum_units(values: Iterable[float]) -> Decimal:
+    """Exact decimal sum of units, each as the whole number within 1e-6 of it; a non-finite value
+    (never in validated events) counts as nothing."""
+    total = Decimal(0)
+    for value in values:
+        units = whole_units(value)
+        if units is not None:
+            total = EXACT.add(total, units)
+    return total
 
 
 def is_whole(value: Decimal) -> bool:

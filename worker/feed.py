@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from worker.bounds import DEFAULT_MAX_CLAIM_LINES
 from worker.config import TimestampSource, Topics
 from worker.context import PatientContext
 from worker.context_store import ContextStore
 from worker.events import Claim, LabResult, Prescription
-from worker.intake import Rejected, read_event
+from worker.intake import Rejected, check_claim_bounds, read_event
 from worker.merge import QueuedClaim, TimeOrderedMerge, Tp
 from worker.wire import WireFormat
 
@@ -60,11 +61,24 @@ class ReadyClaim:
 
 
 @dataclass(frozen=True, slots=True)
+class UnreadableRecord:
+    """Where a record the client could not parse was: its position, and no bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None = None
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class RejectedRecord:
     """An input record that cannot be decoded or breaks the contract: dead-letter it."""
 
     partition: int
-    record: InputRecord
+    record: InputRecord | UnreadableRecord
     rejected: Rejected
 
 
@@ -92,6 +106,7 @@ class ContextFeed:
         merge: TimeOrderedMerge,
         *,
         timestamp_source: TimestampSource = "kafka",
+        max_claim_lines: int = DEFAULT_MAX_CLAIM_LINES,
         on_late: Callable[[str], None] = lambda topic: None,
     ) -> None:
         self.wire = wire
@@ -99,6 +114,7 @@ class ContextFeed:
         self.store = store
         self.merge = merge
         self.timestamp_source = timestamp_source
+        self.max_claim_lines = max_claim_lines  # more is a contract dead letter (worker/bounds.py)
         self.on_late = on_late  # called with the topic of each late context record
         self.history_replayed = 0  # claims added to the history while rebuilding
 
@@ -135,7 +151,9 @@ class ContextFeed:
         """Queue claim records fetched by the claims poll numbered `epoch`."""
         for record in records:
             try:
-                claim: Claim | None = read_event(self.wire, "claim", record.key, record.value, Claim)
+                decoded = read_event(self.wire, "claim", record.key, record.value, Claim)
+                check_claim_bounds(decoded, self.max_claim_lines)
+                claim: Claim | None = decoded
                 rejected: Rejected | None = None
             except Rejected as error:
                 claim, rejected = None, error
@@ -143,6 +161,11 @@ class ContextFeed:
             needs_context = claim is not None and bool(claim.j7507_lines)
             queued = QueuedClaim(record.offset, time, epoch, (record, claim, rejected), needs_context=needs_context)
             self.merge.offer(partition, queued)
+
+    def add_unreadable_claim(self, partition: int, record: UnreadableRecord, rejected: Rejected, epoch: int) -> None:
+        """A claims record the client could not parse, queued in its place to be dead-lettered."""
+        queued = QueuedClaim(record.offset, 0, epoch, (record, None, rejected), needs_context=False)
+        self.merge.offer(partition, queued)
 
     def ready(self) -> Iterator[ReadyClaim | RejectedRecord]:
         """Claims whose context is complete, with it; history claims are absorbed here."""

@@ -12,6 +12,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from worker.avro import DecodeError
+from worker.bounds import claim_lines_problem
 from worker.dlq import ContractError, Reason
 from worker.events import Claim, LabResult, Prescription
 from worker.offline import describe_validation_error
@@ -53,3 +54,10 @@ def read_event(wire: WireFormat, kind: Kind, key: bytes | None, value: bytes | N
         mismatch = ContractError("record key is not the event's patient_id")
         raise Rejected("contract", mismatch, f"{SCHEMA_OF[kind]}: {mismatch} (co-partitioning needs patient_id keys)")
     return event
+
+
+def check_claim_bounds(claim: Claim, max_lines: int) -> None:
+    """Raises `Rejected("contract", ...)` when the claim has more lines than `max_lines` (worker/bounds.py)."""
+    problem = claim_lines_problem(claim, max_lines)
+    if problem is not None:
+        raise Rejected("contract", ContractError(problem), f"ClaimSubmitted: {problem}")

@@ -8,7 +8,10 @@ the worker uses one registry per process.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import socket
 import sys
 import threading
 import time
@@ -176,12 +179,104 @@ class Health:
         return reason is None, reason or "ready"
 
 
+# The health and metrics port faces the network: each connection gets at most this long in all
+# (a slow or idle client is cut off), and at most this many are served at once; the rest are
+# answered 503 at once and closed. Probes and scrapes take milliseconds, so neither limit is near.
+CONNECTION_DEADLINE_S = 5.0
+MAX_CONNECTIONS = 32
+_BUSY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nbusy\n"
+
+
+class BoundedHTTPServer(ThreadingHTTPServer):
+    """A ThreadingHTTPServer with a bounded number of connection threads and a deadline per connection.
+
+    Nothing here can block the accept loop: a refused connection gets a non-blocking 503, a full
+    file-descriptor table makes `accept` back off instead of spinning, and one reaper thread shuts
+    down connections past their deadline (a socket timeout alone lets a client trickle bytes)."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        deadline_s: float = CONNECTION_DEADLINE_S,
+    ) -> None:
+        super().__init__(address, handler)
+        self.max_connections = max_connections
+        self.deadline_s = deadline_s
+        self._active: dict[socket.socket, float] = {}
+        self._active_lock = threading.Lock()
+        self.refused = 0
+        self._closed = threading.Event()
+        threading.Thread(target=self._reap, name="metrics-http-reaper", daemon=True).start()
+
+    @property
+    def active_connections(self) -> int:
+        with self._active_lock:
+            return len(self._active)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        try:
+            return super().get_request()
+        except OSError as error:
+            if error.errno in (errno.EMFILE, errno.ENFILE):
+                time.sleep(0.05)  # out of descriptors: back off rather than spin on a readable socket
+            raise
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._active_lock:
+            full = len(self._active) >= self.max_connections
+            if not full:
+                self._active[request] = time.monotonic() + self.deadline_s
+        if full:
+            self.refused += 1
+            with contextlib.suppress(OSError):
+                request.setblocking(False)
+                request.send(_BUSY)
+            self.shutdown_request(request)
+            return
+        request.settimeout(self.deadline_s)
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._active_lock:
+                self._active.pop(request, None)
+
+    def server_close(self) -> None:
+        self._closed.set()
+        super().server_close()
+
+    def _reap(self) -> None:
+        while not self._closed.wait(min(1.0, self.deadline_s / 2)):
+            now = time.monotonic()
+            with self._active_lock:
+                late = [sock for sock, deadline in self._active.items() if deadline < now]
+            for sock in late:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # the handler's read or write fails and it ends
+
+
 def start_http_server(
-    port: int, registry: CollectorRegistry, health: Health, host: str = "0.0.0.0"
-) -> ThreadingHTTPServer:
+    port: int,
+    registry: CollectorRegistry,
+    health: Health,
+    host: str = "0.0.0.0",
+    *,
+    max_connections: int = MAX_CONNECTIONS,
+    deadline_s: float = CONNECTION_DEADLINE_S,
+) -> BoundedHTTPServer:
     """Serve /metrics, /livez and /readyz on a daemon thread; returns the server (port 0 = any)."""
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = deadline_s  # socket timeout per read and write; the reaper bounds the total
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
@@ -202,7 +297,9 @@ def start_http_server(
         def log_message(self, format: str, *args: Any) -> None:
             pass  # probes every few seconds would drown the claim log
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+        def log_error(self, format: str, *args: Any) -> None:
+            pass  # timeouts of cut-off clients are expected; the request line could carry anything
+
+    server = BoundedHTTPServer((host, port), Handler, max_connections=max_connections, deadline_s=deadline_s)
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from worker.bounds import DEFAULT_MAX_CLAIM_LINES, claim_lines_problem
 from worker.context import PatientContext
 from worker.evaluate import Evaluator
 from worker.events import (
@@ -72,6 +73,10 @@ class MalformedBundle(ValueError):
     the key only when it is one of the contract's field names, never a value."""
 
 
+class BoundsError(ValueError):
+    """A bundle over the claim bounds (worker/bounds.py); the message names the limit, not a value."""
+
+
 # Every field name of the bundle's models: a duplicate key is named only when it is one of these.
 CONTRACT_FIELDS = frozenset(
     name
@@ -100,15 +105,21 @@ def parse_bundle(text: str) -> Bundle:
     return bundle
 
 
-def evaluate_bundle_text(evaluator: Evaluator, text: str) -> Decision:
-    """Parse one bundle and decide it; raises ValidationError or MalformedBundle for a malformed bundle."""
+def evaluate_bundle_text(evaluator: Evaluator, text: str, max_claim_lines: int = DEFAULT_MAX_CLAIM_LINES) -> Decision:
+    """Parse one bundle and decide it; raises ValidationError or MalformedBundle for a malformed
+    bundle, BoundsError for a claim with too many lines."""
     bundle = parse_bundle(text)
+    problem = claim_lines_problem(bundle.claim, max_claim_lines)
+    if problem is not None:
+        raise BoundsError(problem)
     context = PatientContext.from_lists(bundle.prescriptions, bundle.labs, bundle.prior_claims)
     # The bundle is the context; it is "as of" the claim's own time when the bundle gives one.
     return evaluator.decide(bundle.claim, context, context_as_of=bundle.claim.event_time)
 
 
-def evaluate_lines(evaluator: Evaluator, lines: Iterable[str | bytes]) -> Iterator[OfflineResult]:
+def evaluate_lines(
+    evaluator: Evaluator, lines: Iterable[str | bytes], max_claim_lines: int = DEFAULT_MAX_CLAIM_LINES
+) -> Iterator[OfflineResult]:
     """Decide each line; bytes are decoded per line, so one line that is not UTF-8 is one error."""
     for number, raw in enumerate(lines, start=1):
         if isinstance(raw, bytes):
@@ -124,11 +135,11 @@ def evaluate_lines(evaluator: Evaluator, lines: Iterable[str | bytes]) -> Iterat
         if not text.strip():
             continue
         try:
-            decision = evaluate_bundle_text(evaluator, text)
+            decision = evaluate_bundle_text(evaluator, text, max_claim_lines)
         except ValidationError as error:
             yield OfflineResult(number, {"error": describe_validation_error(error), "input_line": number}, True)
             continue
-        except MalformedBundle as error:
+        except (MalformedBundle, BoundsError) as error:
             yield OfflineResult(number, {"error": str(error), "input_line": number}, True)
             continue
         except (ValueError, OverflowError, RecursionError) as error:

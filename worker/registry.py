@@ -28,10 +28,11 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from email.message import Message
 from http.client import HTTPException
 from typing import IO, Any
@@ -55,6 +56,9 @@ _SCHEMA_NOT_FOUND = 40403
 # below the group consumer's max poll interval (kafka_clients.MAX_POLL_INTERVAL_MS, 10 minutes)
 # yet long enough for a registry behind a load balancer on a cold TLS connection.
 DEFAULT_TIMEOUT_S = 10.0
+# How long a "schema id not found" answer is believed, and how many such ids are remembered.
+UNKNOWN_ID_TTL_S = 60.0
+UNKNOWN_ID_CACHE_SIZE = 1024
 # Registry messages are short; anything longer is a proxy's error page, which helps no one in a log.
 _MESSAGE_LIMIT = 300
 
@@ -80,6 +84,7 @@ class RegistryWire:
         ssl_cafile: str | None = None,
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = RegistryClient(
             url,
@@ -96,6 +101,10 @@ class RegistryWire:
         # read. Ids are immutable in a registry, so an answer is good forever; a 404 is not kept,
         # as a lagging registry replica may know the id a moment later.
         self._writers: dict[int, dict[str, Any] | str] = {}
+        # A 404 is remembered for a while (monotonic time of the answer), so a flood of records
+        # with unknown ids costs one request per id per UNKNOWN_ID_TTL_S, not one per record.
+        self._unknown: dict[int, float] = {}
+        self._clock = clock
 
     def __repr__(self) -> str:
         return f"RegistryWire({self._client.url!r})"
@@ -137,14 +146,24 @@ class RegistryWire:
         if writer is None:
             if schema_id < 0:
                 raise DecodeError(f"{schema_name}: schema id {schema_id} is negative (not a registry id)")
+            unknown_since = self._unknown.get(schema_id)
+            if unknown_since is not None and self._clock() - unknown_since < UNKNOWN_ID_TTL_S:
+                raise DecodeError(f"{schema_name}: schema id {schema_id} is unknown to the registry")
             answer = self._client.schema(schema_id)
             if answer is None:
+                self._remember_unknown(schema_id)
                 raise DecodeError(f"{schema_name}: schema id {schema_id} is unknown to the registry")
+            self._unknown.pop(schema_id, None)
             writer = self._writers[schema_id] = _usable_writer(answer)
             log.info("registry_writer_schema_fetched", schema_id=schema_id, usable=isinstance(writer, dict))
         if isinstance(writer, str):
             raise DecodeError(f"{schema_name}: schema id {schema_id}: {writer}")
         return writer
+
+    def _remember_unknown(self, schema_id: int) -> None:
+        if len(self._unknown) >= UNKNOWN_ID_CACHE_SIZE:
+            self._unknown.pop(next(iter(self._unknown)))  # the oldest answer
+        self._unknown[schema_id] = self._clock()
 
 
 def registered_text(schema_name: str) -> str:

@@ -38,15 +38,16 @@ from kafka.structs import OffsetAndMetadata
 from worker import kafka_clients
 from worker.config import Settings
 from worker.context_store import CONTEXT_KINDS, ContextStore
-from worker.dlq import dead_letter
 from worker.errors import ConfigError
 from worker.evaluate import Evaluator
 from worker.events import Claim, Decision, Source
-from worker.feed import ContextFeed, ReadyClaim, RejectedRecord
+from worker.feed import ContextFeed, ReadyClaim, RejectedRecord, UnreadableRecord
 from worker.intake import Rejected
-from worker.ledger import DeliveryError, OffsetLedger
+from worker.ledger import DeliveryError, OffsetLedger, OnAck
 from worker.merge import TimeOrderedMerge, Tp
 from worker.observability import Health, Metrics
+from worker.outputs import Origin, Outputs
+from worker.polling import UNREADABLE_MESSAGE, Unreadable, poll_safely
 from worker.rebalance import RebalanceQueue, plan_rebalance
 from worker.registry import RegistryError
 from worker.wire import WireFormat
@@ -65,6 +66,14 @@ CONTEXT_WAIT_MS = 100
 # (heartbeats are sent every second or more).
 GIL_SWITCH_INTERVAL_S = 0.05
 FLUSH_TIMEOUT_S = 30.0
+
+
+def _position(marker: Unreadable) -> UnreadableRecord:
+    return UnreadableRecord(marker.topic, marker.partition, marker.offset)
+
+
+def _unreadable(marker: Unreadable) -> Rejected:
+    return Rejected("decode", RuntimeError(marker.error_class), UNREADABLE_MESSAGE)
 
 
 def _repause(consumer: KafkaConsumer, paused: set[TopicPartition], wanted: set[TopicPartition]) -> set[TopicPartition]:
@@ -108,6 +117,7 @@ class StreamWorker:
             self.store,
             self.merge,
             timestamp_source=settings.timestamp_source,
+            max_claim_lines=settings.max_claim_lines,
             on_late=lambda topic: self.metrics.late_context.labels(topic=topic).inc(),
         )
         self.ledger = OffsetLedger(time.monotonic)
@@ -128,6 +138,7 @@ class StreamWorker:
         self.group: KafkaConsumer | None = None
         self.context: KafkaConsumer | None = None
         self.producer: KafkaProducer | None = None
+        self.outputs: Outputs[OnAck] | None = None  # every send guarded per record (worker.outputs)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -148,6 +159,13 @@ class StreamWorker:
         previous_switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self.producer = kafka_clients.producer(self.settings)
+        self.outputs = Outputs(
+            self.producer,
+            decisions_topic=self.topics.decisions,
+            dead_letter_topic=self.topics.dead_letter,
+            worker_version=self.worker_version,
+            metrics=self.metrics,
+        )
         self.group = kafka_clients.group_consumer(self.settings)
         self.context = kafka_clients.assigned_consumer(self.settings, "context")
         try:
@@ -206,13 +224,15 @@ class StreamWorker:
         assert self.group is not None
         waiting = self.merge.waiting_longest() is not None
         claims_wait = 0 if waiting else self._idle_wait_ms()
-        batch = self.group.poll(timeout_ms=claims_wait, max_records=self.settings.max_batch)
+        batch, unreadable = poll_safely(self.group, timeout_ms=claims_wait, max_records=self.settings.max_batch)
         self._apply_rebalance()
-        if batch:
+        if batch or unreadable:
             epoch = self.merge.next_epoch()
             for tp, records in batch.items():
                 self.metrics.records_consumed.labels(topic=tp.topic).inc(len(records))
                 self.feed.add_claims(tp.partition, records, epoch)
+            for marker in unreadable:  # in offset order with the claims around it
+                self.feed.add_unreadable_claim(marker.partition, _position(marker), _unreadable(marker), epoch)
         self._read_context(timeout_ms=CONTEXT_WAIT_MS if waiting else 0)
         self._ask_end_offsets()
         self._decide_ready()
@@ -332,13 +352,21 @@ class StreamWorker:
         assert self.context is not None
         if not self._context_tps:
             return
-        for tp, records in self.context.poll(timeout_ms=timeout_ms).items():
+        batch, unreadable = poll_safely(self.context, timeout_ms=timeout_ms)
+        for marker in unreadable:
+            self.merge.context_position(marker.tp, marker.offset + 1)
+            self._context_rejected(marker.tp, _position(marker), _unreadable(marker))
+            self.ledger.consume(marker.tp, marker.offset + 1)
+        for tp, records in batch.items():
             self.metrics.records_consumed.labels(topic=tp.topic).inc(len(records))
             for bad in self.feed.add_context(tp, records):
-                # Poison seen before (below the committed offset) was dead-lettered then.
-                if bad.record.offset >= self.ledger.committed.get(tp, 0) and self._has_dlq_duty(tp):
-                    self._dead_letter(tp, bad.record, bad.rejected)
+                self._context_rejected(tp, bad.record, bad.rejected)
             self.ledger.consume(tp, records[-1].offset + 1)
+
+    def _context_rejected(self, tp: TopicPartition, record: Any, rejected: Rejected) -> None:
+        # Poison seen before (below the committed offset) was dead-lettered then.
+        if record.offset >= self.ledger.committed.get(tp, 0) and self._has_dlq_duty(tp):
+            self._dead_letter(tp, record, rejected)
 
     def _has_dlq_duty(self, tp: Tp) -> bool:
         if not self.store.global_scope:
@@ -393,21 +421,16 @@ class StreamWorker:
             log.error("claim_failed", claim_id=claim.claim_id, claim_version=claim.claim_version, exc_info=True)
             self._dead_letter(tp, record, Rejected("other", error, f"cannot decide claim: {type(error).__name__}"))
             return
-        assert self.producer is not None
-        future = self.producer.send(
-            self.topics.decisions,
-            key=record.key,
-            value=value,
-            headers=[
+        assert self.outputs is not None
+        sent_at = time.monotonic()
+        self.outputs.decision(
+            Origin.of(record),
+            value,
+            [
                 ("outcome", decision.outcome.encode()),
                 ("decision_id", decision.decision_id.encode()),
                 ("rule_pack", str(decision.rule_pack).encode()),
             ],
-        )
-        sent_at = time.monotonic()
-        self.ledger.sent(
-            future,
-            f"{record.topic}-{record.partition}@{record.offset}",
             lambda acked_at: self._record_decision(decision, claim, record.partition, record.offset, sent_at, acked_at),
         )
         # Decided claims become prior claims for the patient's later claims.
@@ -420,39 +443,17 @@ class StreamWorker:
         log.info("context_rebuilt", partition=partition, seconds=round(elapsed, 3), **dict(self.store.sizes))
 
     def _dead_letter(self, tp: TopicPartition, record: Any, rejected: Rejected) -> None:
-        letter = dead_letter(
-            topic=tp.topic,
-            partition=tp.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            headers=list(record.headers or []),
-            reason=rejected.reason,
-            error=rejected.error,
-            message=rejected.message,
-            worker_version=self.worker_version,
-        )
-        assert self.producer is not None
-        future = self.producer.send(self.topics.dead_letter, key=letter.key, value=letter.value, headers=letter.headers)
-        self.ledger.sent(future, f"{tp.topic}-{tp.partition}@{record.offset}")
-        self.metrics.dead_letters.labels(reason=rejected.reason).inc()
-        log.warning(
-            "dead_letter",
-            topic=tp.topic,
-            partition=tp.partition,
-            offset=record.offset,
-            reason=rejected.reason,
-            error_class=type(rejected.error).__name__,
-            error=rejected.message,
-        )
+        """Guarded (worker.outputs): counted and logged there, by position, never with bytes."""
+        assert self.outputs is not None
+        self.outputs.dead_letter(Origin.of(record), rejected)
 
     # --- acknowledge and commit -------------------------------------------------------------------
 
     def _checkpoint(self) -> None:
-        assert self.producer is not None
-        producer = self.producer
+        outputs = self.outputs
+        assert outputs is not None
         committed = self.ledger.checkpoint(
-            lambda: producer.flush(timeout=FLUSH_TIMEOUT_S),
+            lambda: outputs.complete(FLUSH_TIMEOUT_S) if len(outputs) else [],
             self._commit,
             lambda tp: tp[0] == self.topics.claims or self._has_dlq_duty(tp),
         )

@@ -271,6 +271,29 @@ def test_duplicate_line_evidence_lists_every_duplicate() -> None:
     assert {"1", "2", "CLM-4000"} <= _tokens(found.evidence)
 
 
+def test_duplicate_line_evidence_and_message_are_capped_at_ten_values_and_a_count() -> None:
+    lines = [claim_line(number) for number in range(1, 51)]  # 50 identical lines (the 837P maximum)
+    priors = [_other_claim(prior_line(DOS), claim_id=f"CLM-{number}") for number in range(200)]
+
+    found = findings_for({"claim.lines": lines, "prior_claims": priors}, line=50)["duplicate-line"]
+
+    assert found.evidence["duplicate_of_lines"] == "1,2,3,4,5,6,7,8,9,10 (+39 more)"
+    assert found.evidence["duplicate_of_claims"].endswith(" (+190 more)")
+    assert found.evidence["duplicate_of_claims"].count(",") == 9
+    assert found.message.endswith("and 239 more.")
+    assert len(found.message) < 400
+
+
+def test_duplicate_line_counts_only_earlier_lines_of_the_same_ndc_and_date() -> None:
+    lines = [claim_line(1), claim_line(2, date_of_service="2025-03-02"), claim_line(3), claim_line(4)]
+
+    decision_lines = {number: findings_for({"claim.lines": lines}, line=number) for number in (1, 2, 3, 4)}
+
+    assert "duplicate-line" not in decision_lines[1] and "duplicate-line" not in decision_lines[2]
+    assert decision_lines[3]["duplicate-line"].evidence["duplicate_of_lines"] == "1"
+    assert decision_lines[4]["duplicate-line"].evidence["duplicate_of_lines"] == "1,3"
+
+
 DAYS_SUPPLY = [
     fires(
         "Medicare, DOS 2024-12-31: days_supply=31 > 30",

@@ -6,9 +6,9 @@ from decimal import Decimal
 
 from worker.events import J7507
 from worker.exact import EXACT, dec, finite, text
-from worker.reference import ndc_candidates, normalize_ndc
+from worker.reference import ndc_candidates
 from worker.rules.facts import TACROLIMUS, LineFacts
-from worker.rules.registry import Hit, rule
+from worker.rules.registry import EVIDENCE_LIST_CAP, Hit, capped, capped_text, rule
 
 # The HCPCS code each non-IR tacrolimus product bills under (J7507.md "The code").
 _TACROLIMUS_CODES = {
@@ -220,32 +220,28 @@ def duplicate_line(facts: LineFacts) -> Hit | None:
     """
     if facts.ndc is None:
         return None
-    same_claim = [
-        line.line_number
-        for line in facts.earlier_lines_of_claim
-        if line.ndc and normalize_ndc(line.ndc) == facts.ndc and line.date_of_service == facts.dos
-    ]
-    prior_claims = [
-        prior
-        for prior in facts.claim_facts.prior_lines
-        if prior.ndc == facts.ndc and prior.line.date_of_service == facts.dos
-    ]
-    if not same_claim and not prior_claims:
+    # Both from indexes built once per claim: linear in the claim's lines and the history.
+    same_claim, same_claim_count = facts.earlier_same_ndc_dos()
+    prior_claims = facts.prior_same_ndc_dos()
+    if not same_claim_count and not prior_claims:
         return None
     where = [f"line {number} of this claim" for number in same_claim]
-    where += [f"claim {prior.claim_id} (version {prior.claim_version})" for prior in prior_claims]
+    where += [f"claim {prior.claim_id} (version {prior.claim_version})" for prior in prior_claims[:EVIDENCE_LIST_CAP]]
     return Hit(
-        message=f"NDC {facts.ndc} on {facts.dos} is already billed on {', '.join(where)}.",
+        message=(
+            f"NDC {facts.ndc} on {facts.dos} is already billed on "
+            f"{capped_text(where, same_claim_count + len(prior_claims))}."
+        ),
         evidence={
             "ndc": facts.ndc,
             "date_of_service": facts.dos,
-            "duplicate_of_lines": same_claim,
-            "duplicate_of_claims": [prior.claim_id for prior in prior_claims],
-            "duplicate_of_claim_versions": [prior.claim_version for prior in prior_claims],
+            "duplicate_of_lines": capped(same_claim, same_claim_count),
+            "duplicate_of_claims": capped(prior.claim_id for prior in prior_claims),
+            "duplicate_of_claim_versions": capped(prior.claim_version for prior in prior_claims),
         },
         fix=(
             "Remove the duplicate line, or combine the quantities on one line."
-            if same_claim
+            if same_claim_count
             else "If this replaces the earlier claim, resubmit it as a new version of that claim; else drop it."
         ),
     )

@@ -5,6 +5,7 @@ Definitions follow the "Terms used" section of rules.md; each property's docstri
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from datetime import UTC, date, timedelta
 from decimal import Decimal
 
@@ -12,10 +13,11 @@ from worker.context import LabFacts, PatientContext, PriorLine, RxFacts
 
 __all__ = ["ClaimFacts", "LineFacts", "PriorLine", "effective_date", "is_tacrolimus_ir_oral"]
 from worker.events import Claim, ClaimLine
-from worker.exact import EXACT, dec, finite, whole_units
+from worker.exact import EXACT, dec, finite, sum_units, whole_units
 from worker.lazy import lazy
 from worker.reference import NdcProduct, ReferenceData, normalize_drug, normalize_ndc
 from worker.rules.packs import PackSettings, normalize_diagnosis
+from worker.rules.registry import EVIDENCE_LIST_CAP
 
 TACROLIMUS = "tacrolimus"
 
@@ -50,6 +52,44 @@ class ClaimFacts:
     def prior_lines(self) -> list[PriorLine]:
         """J7507 lines of the highest version of each other claim; this claim's own versions never count."""
         return self.context.prior_lines(self.claim.claim_id)
+
+    # Indexes by (NDC, date of service), built once per claim, so that a rule comparing a line with
+    # the claim's other lines or the patient's history is linear, not quadratic, in their number.
+
+    @lazy
+    def lines_by_ndc_dos(self) -> dict[tuple[str, date], list[int]]:
+        """Line numbers of this claim's J7507 lines with an NDC, per (NDC, date of service), ascending."""
+        index: dict[tuple[str, date], list[int]] = {}
+        for line in self.j7507_lines:
+            if line.ndc:
+                index.setdefault((normalize_ndc(line.ndc), line.date_of_service), []).append(line.line_number)
+        for numbers in index.values():
+            numbers.sort()
+        return index
+
+    @lazy
+    def prior_lines_by_ndc_dos(self) -> dict[tuple[str | None, date], list[PriorLine]]:
+        """`prior_lines` per (NDC, date of service), in their order."""
+        index: dict[tuple[str | None, date], list[PriorLine]] = {}
+        for prior in self.prior_lines:
+            index.setdefault((prior.ndc, prior.line.date_of_service), []).append(prior)
+        return index
+
+    @lazy
+    def prior_units(self) -> Decimal:
+        """Units of all prior lines, exactly (summed once per claim), plus the running total of prior
+        claims the stream's context has moved past its horizon."""
+        return EXACT.add(sum_units(prior.line.units for prior in self.prior_lines), self.context.expired.units)
+
+    @lazy
+    def units_through_line(self) -> dict[int, Decimal]:
+        """Per line number: units of this claim's J7507 lines up to and including it (one pass, exact)."""
+        totals: dict[int, Decimal] = {}
+        running = Decimal(0)
+        for line in sorted(self.j7507_lines, key=lambda line: line.line_number):
+            running = EXACT.add(running, sum_units((line.units,)))
+            totals[line.line_number] = running
+        return totals
 
     @lazy
     def filed_on(self) -> date | None:
@@ -197,6 +237,21 @@ class LineFacts:
     @lazy
     def earlier_lines_of_claim(self) -> list[ClaimLine]:
         return [line for line in self.claim_facts.j7507_lines if line.line_number < self.line.line_number]
+
+    def earlier_same_ndc_dos(self) -> tuple[list[int], int]:
+        """The first ten line numbers of this claim's earlier J7507 lines with this line's NDC and
+        date of service, and how many there are (from the claim's index: no scan of the lines)."""
+        if self.ndc is None:
+            return [], 0
+        numbers = self.claim_facts.lines_by_ndc_dos.get((self.ndc, self.dos), [])
+        count = bisect_left(numbers, self.line.line_number)
+        return numbers[: min(count, EVIDENCE_LIST_CAP)], count
+
+    def prior_same_ndc_dos(self) -> list[PriorLine]:
+        """Prior claims' lines with this line's NDC and date of service (from the history index)."""
+        if self.ndc is None:
+            return []
+        return self.claim_facts.prior_lines_by_ndc_dos.get((self.ndc, self.dos), [])
 
 
 def is_tacrolimus_ir_oral(rx: RxFacts) -> bool:

@@ -6,11 +6,8 @@ override files switch them on (contract.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from decimal import Decimal
-
 from worker.events import J7507
-from worker.exact import EXACT, dec, text, whole_units
+from worker.exact import EXACT, dec, text
 from worker.rules.facts import LineFacts
 from worker.rules.registry import Hit, rule
 
@@ -161,13 +158,9 @@ def lifetime_cap_exceeded(facts: LineFacts) -> Hit | None:
     cap = facts.settings.lifetime_units_cap
     if cap is None:
         return None
-    # Prior lines held, plus the running total of prior claims moved past the stream's horizon.
-    prior_units = EXACT.add(
-        _sum_units(prior.line.units for prior in facts.claim_facts.prior_lines), facts.claim_facts.context.expired.units
-    )
-    claim_units = _sum_units(
-        line.units for line in facts.claim_facts.j7507_lines if line.line_number <= facts.line.line_number
-    )
+    # Both summed once per claim (facts), exactly, so the rule stays linear in the claim's lines.
+    prior_units = facts.claim_facts.prior_units
+    claim_units = facts.claim_facts.units_through_line[facts.line.line_number]
     total = EXACT.add(prior_units, claim_units)
     if total <= dec(cap):
         return None
@@ -181,16 +174,6 @@ def lifetime_cap_exceeded(facts: LineFacts) -> Hit | None:
         },
         fix="Ask the payer for a cap exception, or bill secondary coverage.",
     )
-
-
-def _sum_units(values: Iterable[float]) -> Decimal:
-    """Exact decimal sum; a non-finite value (never in validated events) counts as nothing."""
-    total = Decimal(0)
-    for value in values:
-        units = whole_units(value)
-        if units is not None:
-            total = EXACT.add(total, units)
-    return total
 
 
 @rule("non-preferred-product", family="payer", outcomes=("HOLD",), settings=("non_preferred_ndcs",), policy_ref="payer")

@@ -8,7 +8,7 @@ reference, so a new rule is one function plus its test table.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
@@ -29,6 +29,32 @@ FAMILY_TITLES: Mapping[Family, str] = {
     "labs": "Laboratory context",
     "payer": "Payer requirements",
 }
+
+
+# Evidence lists show their first values and a count, so a finding's size does not grow with the
+# claim's lines or the patient's history (a decision must stay far below the output limit).
+EVIDENCE_LIST_CAP = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Capped:
+    """The first values of a longer list, and how many there are in all."""
+
+    values: tuple[object, ...]
+    total: int
+
+
+def capped(values: Iterable[object], total: int | None = None) -> Capped:
+    """`values` cut to EVIDENCE_LIST_CAP, remembering the total (given, or len(values))."""
+    items = tuple(values)
+    return Capped(items[:EVIDENCE_LIST_CAP], len(items) if total is None else total)
+
+
+def capped_text(items: Sequence[str], total: int, separator: str = ", ") -> str:
+    """Message form of a capped list: "a, b, c and 12 more"."""
+    shown = separator.join(items[:EVIDENCE_LIST_CAP])
+    more = total - min(len(items), EVIDENCE_LIST_CAP)
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +104,19 @@ def _evidence_text(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, float | Decimal):
         return number_text(value)  # as written: 1.2, never 1.2000000000000002 (nor 1.23457e+06)
+    if isinstance(value, Capped):
+        return _list_text(value.values, value.total)
     if isinstance(value, list | tuple | set | frozenset):
-        return ",".join(
-            _evidence_text(item) for item in (sorted(value) if isinstance(value, set | frozenset) else value)
-        )
+        items = sorted(value) if isinstance(value, set | frozenset) else list(value)
+        return _list_text(items, len(items))
     return str(value)
+
+
+def _list_text(items: Sequence[object], total: int) -> str:
+    """Comma-joined, at most EVIDENCE_LIST_CAP values, then "(+N more)" when there are more."""
+    text = ",".join(_evidence_text(item) for item in items[:EVIDENCE_LIST_CAP])
+    more = total - min(len(items), EVIDENCE_LIST_CAP)
+    return f"{text} (+{more} more)" if more > 0 else text
 
 
 RULES: dict[str, RuleSpec] = {}
