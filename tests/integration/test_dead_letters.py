@@ -85,8 +85,13 @@ def _seed(setup: StreamSetup, events: EventProducer) -> bytes:
     claim = events.wire.encode("ClaimSubmitted", bundle["claim"], setup.topics.claims)
     key = PATIENT.encode()
     raw = _RawProducer(setup)
-    # 1. A good claim whose evaluation failed once ("other"), with a producer header (one null-valued).
-    raw.send(_letter(setup, key, claim, "other", 10, headers=[("trace", b"t-1"), ("note", None)]))
+    # 1. A good claim whose evaluation failed once ("other"), with producer headers. The worker keeps
+    # a null header value as empty; one written by another tool may still be null.
+    failed = _letter(setup, key, claim, "other", 10, headers=[("trace", b"t-1")])
+    null_header: list[tuple[str, bytes | None]] = [("note", None)]
+    raw.send(
+        dlq.DeadLetter(failed.key, failed.value, [*failed.headers[:1], *null_header, *failed.headers[1:]], "other")
+    )  # type: ignore[list-item]
     # 2. A claim that is not Avro at all: a replay sends it back and the worker dead-letters it again.
     raw.send(_letter(setup, key, b"\x00garbage", "decode", 11))
     # 3. A truncated original (issue 13's headers): never replayed.
