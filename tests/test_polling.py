@@ -92,3 +92,24 @@ def test_other_errors_are_not_taken_for_unparseable_records() -> None:
 
     with pytest.raises(kafka_errors.KafkaTimeoutError):
         poll_safely(consumer, timeout_ms=10)
+
+
+def test_an_empty_in_line_slot_no_longer_keeps_parked_records_from_being_restored() -> None:
+    from types import SimpleNamespace
+
+    from worker.polling import release_parked_fetches
+
+    class Drained:
+        def __bool__(self) -> bool:
+            return False
+
+    parked = {"labs-0": object()}
+    fetcher = SimpleNamespace(_next_partition_records=Drained(), _paused_partition_records=parked)
+    release_parked_fetches(SimpleNamespace(_fetcher=fetcher))
+    assert fetcher._next_partition_records is None  # kafka-python restores `parked` on its next poll
+
+    live = object()  # truthy: a record set with records still to hand out
+    busy = SimpleNamespace(_next_partition_records=live, _paused_partition_records=parked)
+    release_parked_fetches(SimpleNamespace(_fetcher=busy))
+    assert busy._next_partition_records is live
+    release_parked_fetches(SimpleNamespace())  # another client: nothing to do

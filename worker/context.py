@@ -91,6 +91,7 @@ class RxFacts:
 
     @classmethod
     def of(cls, event: Prescription, time: int | None) -> RxFacts:
+        event_ms = _event_ms(event.event_time)
         return cls(
             event.prescription_id,
             event.status,
@@ -107,7 +108,7 @@ class RxFacts:
             event.dosing_weight_kg,
             event.dispense_as_written,
             event.clinical_justification,
-            _event_ms(event.event_time),
+            time if event_ms == time else event_ms,
             time,
             next(_arrivals),
         )
@@ -141,6 +142,7 @@ class LabFacts:
 
     @classmethod
     def of(cls, event: LabResult, time: int | None) -> LabFacts:
+        event_ms = _event_ms(event.event_time)
         return cls(
             event.observation_id,
             sys.intern(event.loinc_code),
@@ -148,57 +150,47 @@ class LabFacts:
             event.value,
             _event_ms(event.effective_time) or 0,
             _shared_date(event.effective_date),
-            _event_ms(event.event_time),
+            time if event_ms == time else event_ms,  # one int object where they agree (event-time stamps)
             time,
             next(_arrivals),
         )
 
 
 @dataclass(frozen=True, slots=True)
-class PriorLineFields:
-    """The fields of a prior J7507 line that the rules read (`prior.line.units`, ...)."""
+class PriorLine:
+    """A J7507 line of an earlier claim: the fields the rules read, its NDC in the crosswalk's form."""
 
+    claim_id: str
+    claim_version: int
     line_number: int
     units: float
     date_of_service: date
     days_supply: int | None
     ndc: str | None
 
-
-@dataclass(frozen=True, slots=True)
-class PriorLine:
-    """A J7507 line of an earlier claim, with its NDC in the crosswalk's form."""
-
-    claim_id: str
-    claim_version: int
-    line: PriorLineFields
-    ndc: str | None
+    @property
+    def line(self) -> PriorLine:
+        """The line's own fields (`prior.line.units`), as rules read them of a claim line."""
+        return self
 
 
-@dataclass(frozen=True, slots=True)
-class PriorClaim:
-    claim_id: str
-    claim_version: int
-    lines: tuple[PriorLine, ...]
+PriorClaim = tuple[PriorLine, ...]  # the J7507 lines of one claim version (never empty)
 
-    @classmethod
-    def of(cls, claim: Claim) -> PriorClaim:
-        return cls(
+
+def prior_claim(claim: Claim) -> PriorClaim:
+    return tuple(
+        PriorLine(
             claim.claim_id,
             claim.claim_version,
-            tuple(
-                PriorLine(
-                    claim.claim_id,
-                    claim.claim_version,
-                    PriorLineFields(
-                        line.line_number, line.units, _shared_date(line.date_of_service), line.days_supply, line.ndc
-                    ),
-                    normalize_ndc(line.ndc) if line.ndc and line.ndc.strip() else None,
-                )
-                for line in claim.lines
-                if line.is_j7507
-            ),
+            line.line_number,
+            line.units,
+            _shared_date(line.date_of_service),
+            line.days_supply,
+            sys.intern(normalize_ndc(line.ndc)) if line.ndc and line.ndc.strip() else None,
         )
+        for line in claim.lines
+        if line.is_j7507
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,11 +204,11 @@ class ExpiredClaims:
     def plus(self, claim: PriorClaim) -> ExpiredClaims:
         # Summed as `lifetime-cap-exceeded` sums prior lines: exactly, each as its whole number of units.
         units = self.units
-        for prior in claim.lines:
-            whole = whole_units(prior.line.units)
+        for prior in claim:
+            whole = whole_units(prior.units)
             if whole is not None:
                 units = EXACT.add(units, whole)
-        return ExpiredClaims(units, self.ndcs | {prior.ndc for prior in claim.lines if prior.ndc})
+        return ExpiredClaims(units, self.ndcs | {prior.ndc for prior in claim if prior.ndc})
 
 
 NO_EXPIRED_CLAIMS = ExpiredClaims()
@@ -341,11 +333,12 @@ class PatientRecord:
 
     def add_claim(self, claim: PriorClaim) -> int:
         """Keep the highest version of each claim; returns 1 when the claim id is new."""
-        current = self.claims.get(claim.claim_id)
-        if current is not None and current.claim_version > claim.claim_version:
+        claim_id, version = claim[0].claim_id, claim[0].claim_version
+        current = self.claims.get(claim_id)
+        if current is not None and current[0].claim_version > version:
             return 0
         self._view = None
-        self.claims[claim.claim_id] = claim
+        self.claims[claim_id] = claim
         return int(current is None)
 
     def forget_claims(self) -> None:
@@ -375,7 +368,7 @@ class PatientRecord:
         prescriptions.sort(key=lambda rx: rx.seq)
         labs = [lab for held in self.labs.values() if (lab := Versions.newest(held, as_of)) and lab.counted]
         labs.sort(key=lambda lab: (lab.effective_ms, lab.seq))
-        lines = [prior for claim in self.claims.values() for prior in claim.lines]
+        lines = [prior for claim in self.claims.values() for prior in claim]
         return PatientContext(prescriptions, labs, lines, self.expired)
 
     # --- the horizon ---
@@ -429,7 +422,7 @@ class PatientRecord:
                 del self.labs[key]
                 dropped["labs"] += 1
         for claim_id, claim in list(self.claims.items()):
-            if all(_line_expired(prior.line, earliest_service) for prior in claim.lines):
+            if all(_line_expired(prior, earliest_service) for prior in claim):
                 del self.claims[claim_id]
                 self.expired = self.expired.plus(claim)
                 dropped["prior_claims"] += 1
@@ -449,7 +442,7 @@ def _rx_expired(rx: RxFacts, earliest_service: date) -> bool:
     )
 
 
-def _line_expired(line: PriorLineFields, earliest_service: date) -> bool:
+def _line_expired(line: PriorLine, earliest_service: date) -> bool:
     if line.date_of_service >= earliest_service:
         return False
     try:
@@ -495,7 +488,8 @@ class PatientContext:
         for lab in labs:
             record.add_lab(LabFacts.of(lab, None))
         for claim in prior_claims:
-            record.add_claim(PriorClaim.of(claim))
+            if claim.j7507_lines:
+                record.add_claim(prior_claim(claim))
         return record.as_of(None)
 
     def prescription(self, prescription_id: str) -> RxFacts | None:

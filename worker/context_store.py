@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC
 
-from worker.context import Horizon, LabFacts, PatientContext, PatientRecord, PriorClaim, RxFacts
+from worker.context import Horizon, LabFacts, PatientContext, PatientRecord, RxFacts, prior_claim
 from worker.events import Claim, LabResult, Prescription
 
 CONTEXT_KINDS = ("patients", "prescriptions", "labs", "prior_claims")
@@ -77,7 +77,7 @@ class ContextStore:
         if self.global_scope:
             self._claims_partition[claim.patient_id] = partition
         if claim.j7507_lines:
-            self.sizes["prior_claims"] += record.add_claim(PriorClaim.of(claim))
+            self.sizes["prior_claims"] += record.add_claim(prior_claim(claim))
         if time is not None and (record.decided_ms is None or time > record.decided_ms):
             record.decided_ms = time
         if claim.event_time is not None:

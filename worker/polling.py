@@ -54,6 +54,7 @@ def poll_safely(
     consumer: Any, *, timeout_ms: int, max_records: int | None = None
 ) -> tuple[dict[TopicPartition, list[Any]], list[Unreadable]]:
     """`consumer.poll(...)`, and the records skipped because the client could not parse them."""
+    release_parked_fetches(consumer)
     try:
         if max_records is None:
             return consumer.poll(timeout_ms=timeout_ms), []
@@ -68,6 +69,25 @@ def poll_safely(
     consumer.seek(tp, offset + 1)
     log.warning("record_unreadable", topic=tp.topic, partition=tp.partition, offset=offset, error_class=error_class)
     return {}, [Unreadable(tp.topic, tp.partition, offset, error_class)]
+
+
+def release_parked_fetches(consumer: Any) -> None:
+    """Work around kafka-python 3.0.12 losing a resumed partition for good.
+
+    Records fetched for a partition that is then paused are parked (KAFKA-7548), and a parked
+    partition is not fetched again until its records are restored to the fetcher's in-line slot. That
+    restore only happens when the slot is None, but a drained slot keeps an empty (falsy) record set
+    object there, so after the first pause a resumed partition can wait forever (seen here: every
+    lab partition of a backlog stopped at the offset where it was first paused). Emptying the slot
+    when it holds nothing lets the fetcher restore the parked records on the next poll. Reads the
+    fetcher's state; does nothing if it is not there (another client version).
+    """
+    fetcher: Any = getattr(consumer, "_fetcher", None)
+    if fetcher is None or not hasattr(fetcher, "_paused_partition_records"):
+        return
+    slot = getattr(fetcher, "_next_partition_records", None)
+    if slot is not None and not slot and fetcher._paused_partition_records:
+        fetcher._next_partition_records = None
 
 
 def _failing_position(consumer: Any) -> tuple[TopicPartition, int] | None:

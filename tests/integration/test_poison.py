@@ -229,7 +229,7 @@ def _run_suite(stream: StreamSetup, tmp_path: Path, producer: KafkaProducer) -> 
 
     env = {"KAFKA_OPTIONS": f"{KAFKA_OPTIONS},max_request_size={OUTPUT_LIMIT}"}
     with OutputCollector(stream) as outputs, WorkerProcess(stream, tmp_path, "poison", **env) as worker:
-        worker.wait_for_event(lambda e: e.get("event") == "context_restored", "a restored assignment", 60)
+        worker.wait_for_event(lambda e: e.get("event") == "worker_ready", "a rebuilt assignment", 60)
         memory = MemoryWatch(worker.pid)
         memory.start()
         poison_at: dict[str, Placed] = {}
