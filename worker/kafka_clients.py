@@ -73,7 +73,10 @@ def assigned_consumer(settings: Settings, purpose: str) -> KafkaConsumer:
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "allow_auto_create_topics": False,
-        "max_poll_records": 10_000,
+        # Context is applied as it is read and paused when ahead of its claims: a poll of a thousand
+        # records and 256 KiB per partition fetch keep the read-ahead (and its memory) small.
+        "max_poll_records": 1_000,
+        "max_partition_fetch_bytes": 256 * 1024,
         "fetch_max_wait_ms": CONTEXT_FETCH_MAX_WAIT_MS,
         **{k: v for k, v in overrides.items() if k not in group_only},
     }

@@ -37,8 +37,9 @@ Tp = tuple[str, int]  # (topic, partition); kafka-python's TopicPartition is one
 # most context a partition is read ahead of its claims, so it bounds the look-ahead's memory: about
 # 300 bytes a record held.
 LOOKAHEAD_RECORDS = 256
-# A claims partition's queue above this many claims is paused (they wait for context).
-MAX_QUEUED_CLAIMS = 2_000
+# A claims partition's queue above this many claims is paused (they wait for context). Queued claims
+# are decoded events, a few KiB each: this bounds what a backlog holds in memory besides the context.
+MAX_QUEUED_CLAIMS = 500
 
 
 @dataclass(slots=True)
