@@ -148,29 +148,40 @@ class ContextFeed:
     # --- claims -----------------------------------------------------------------------------------
 
     def add_claims(self, partition: int, records: Iterable[InputRecord], epoch: int) -> None:
-        """Queue claim records fetched by the claims poll numbered `epoch`."""
+        """Queue claim records fetched by the claims poll numbered `epoch`.
+
+        With Kafka timestamps a claim's time is on the record, so it waits in its queue as the
+        record (its bytes, a fraction of a decoded claim's memory) and is decoded when its context
+        is complete; with event times it must be decoded first to know its time."""
         for record in records:
-            try:
-                decoded = read_event(self.wire, "claim", record.key, record.value, Claim)
-                check_claim_bounds(decoded, self.max_claim_lines)
-                claim: Claim | None = decoded
-                rejected: Rejected | None = None
-            except Rejected as error:
-                claim, rejected = None, error
+            if self.timestamp_source == "kafka" and record.timestamp is not None and record.timestamp >= 0:
+                self.merge.offer(partition, QueuedClaim(record.offset, int(record.timestamp), epoch, (record, None)))
+                continue
+            decoded = self._decode_claim(record)
+            claim = decoded[0]
             time = record_time(record, claim.event_time if claim else None, self.timestamp_source)
             needs_context = claim is not None and bool(claim.j7507_lines)
-            queued = QueuedClaim(record.offset, time, epoch, (record, claim, rejected), needs_context=needs_context)
+            queued = QueuedClaim(record.offset, time, epoch, (record, decoded), needs_context=needs_context)
             self.merge.offer(partition, queued)
+
+    def _decode_claim(self, record: InputRecord | UnreadableRecord) -> tuple[Claim | None, Rejected | None]:
+        try:
+            claim = read_event(self.wire, "claim", record.key, record.value, Claim)
+            check_claim_bounds(claim, self.max_claim_lines)
+        except Rejected as error:
+            return None, error
+        return claim, None
 
     def add_unreadable_claim(self, partition: int, record: UnreadableRecord, rejected: Rejected, epoch: int) -> None:
         """A claims record the client could not parse, queued in its place to be dead-lettered."""
-        queued = QueuedClaim(record.offset, 0, epoch, (record, None, rejected), needs_context=False)
+        queued = QueuedClaim(record.offset, 0, epoch, (record, (None, rejected)), needs_context=False)
         self.merge.offer(partition, queued)
 
     def ready(self) -> Iterator[ReadyClaim | RejectedRecord]:
         """Claims whose context is complete, with it; history claims are absorbed here."""
         for partition, queued in self.merge.ready():
-            record, claim, rejected = queued.payload
+            record, decoded = queued.payload
+            claim, rejected = decoded if decoded is not None else self._decode_claim(record)
             if queued.history:
                 if claim is not None:  # a rejected one was dead-lettered when first read
                     self.store.add_claim(partition, claim, queued.time)
