@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, timedelta
 from decimal import Decimal
+from functools import cache, lru_cache
 
 from worker.context import LabFacts, PatientContext, PriorLine, RxFacts
 
@@ -108,7 +109,7 @@ class LineFacts:
 
     @lazy
     def modifiers(self) -> tuple[str, ...]:
-        return tuple(modifier.strip().upper() for modifier in self.line.modifiers if modifier.strip())
+        return _modifiers(self.line.modifiers)
 
     # --- prescriptions --------------------------------------------------------------------------
 
@@ -117,7 +118,7 @@ class LineFacts:
         return [rx for rx in self.claim_facts.prescriptions if rx.active_on(self.dos)]
 
     def active_with_ingredient(self, *names: str) -> list[RxFacts]:
-        wanted = {normalize_drug(name) for name in names}
+        wanted = _ingredient_keys(names)
         return [rx for rx in self.active_prescriptions if rx.ingredient_key in wanted]
 
     @lazy
@@ -170,24 +171,28 @@ class LineFacts:
         expected = self.expected_units
         if expected is None:
             return None
-        tolerance = dec(self.settings.quantity_tolerance)
-        return (
-            EXACT.multiply(expected, EXACT.subtract(1, tolerance)),
-            EXACT.multiply(expected, EXACT.add(1, tolerance)),
-        )
+        low, high = _tolerance_factors(self.settings.quantity_tolerance)
+        return EXACT.multiply(expected, low), EXACT.multiply(expected, high)
 
     # --- labs -----------------------------------------------------------------------------------
 
     @lazy
     def window_start(self) -> date:
-        try:
-            return self.dos - timedelta(days=self.settings.lab_lookback_days)
-        except OverflowError:  # a DOS near year 1: the window starts at the beginning of time
-            return date.min
+        return _window_start(self.dos, self.settings.lab_lookback_days)
 
     def labs_in_window(self, group: str) -> list[LabFacts]:
-        """Counted labs of a LOINC group with effective date in [DOS − lookback, DOS], oldest first."""
-        return self.labs_between(group, self.window_start, self.dos)
+        """Counted labs of a LOINC group with effective date in [DOS − lookback, DOS], oldest first.
+
+        Several rules ask for the same group: each window is filtered once per line."""
+        windows = self._windows
+        labs = windows.get(group)
+        if labs is None:
+            labs = windows[group] = self.labs_between(group, self.window_start, self.dos)
+        return labs
+
+    @lazy
+    def _windows(self) -> dict[str, list[LabFacts]]:
+        return {}
 
     def labs_between(self, group: str, start: date, end: date) -> list[LabFacts]:
         return [lab for lab in self.claim_facts.labs_by_group.get(group, ()) if start <= lab.effective_date <= end]
@@ -197,6 +202,36 @@ class LineFacts:
     @lazy
     def earlier_lines_of_claim(self) -> list[ClaimLine]:
         return [line for line in self.claim_facts.j7507_lines if line.line_number < self.line.line_number]
+
+
+# Pure functions of values that recur on every claim (dates of service, modifier lists, a pack's
+# tolerance): computed once each, in bounded caches since input can be anything.
+
+
+@lru_cache(maxsize=4096)
+def _window_start(dos: date, lookback_days: int) -> date:
+    try:
+        return dos - timedelta(days=lookback_days)
+    except OverflowError:  # a DOS near year 1: the window starts at the beginning of time
+        return date.min
+
+
+@lru_cache(maxsize=1024)
+def _modifiers(modifiers: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(modifier.strip().upper() for modifier in modifiers if modifier.strip())
+
+
+@lru_cache(maxsize=64)
+def _tolerance_factors(tolerance: float) -> tuple[Decimal, Decimal]:
+    """1 − tolerance and 1 + tolerance, exact in decimal."""
+    exact = dec(tolerance)
+    return EXACT.subtract(1, exact), EXACT.add(1, exact)
+
+
+@cache
+def _ingredient_keys(names: tuple[str, ...]) -> frozenset[str]:
+    """The rules name drugs with constants: normalize each set of names once per process."""
+    return frozenset(normalize_drug(name) for name in names)
 
 
 def is_tacrolimus_ir_oral(rx: RxFacts) -> bool:
