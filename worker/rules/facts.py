@@ -1,11 +1,11 @@
-"""The facts rules compare, computed once per claim or per line and only when a rule asks.
+"""The facts rules compare, computed once per claim and once per line.
 
 Definitions follow the "Terms used" section of rules.md; each property's docstring says which.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cache, lru_cache
 
@@ -14,122 +14,138 @@ from worker.context import LabFacts, PatientContext, PriorLine, RxFacts
 __all__ = ["ClaimFacts", "LineFacts", "PriorLine", "effective_date", "is_tacrolimus_ir_oral"]
 from worker.events import Claim, ClaimLine
 from worker.exact import EXACT, dec, finite, whole_units
-from worker.lazy import lazy
-from worker.reference import NdcProduct, ReferenceData, normalize_drug, normalize_ndc
+from worker.reference import ReferenceData, normalize_drug, normalize_ndc
 from worker.rules.packs import PackSettings, normalize_diagnosis
 
 TACROLIMUS = "tacrolimus"
 
 
 class ClaimFacts:
-    """Facts shared by every J7507 line of one claim."""
+    """Facts shared by every J7507 line of one claim.
+
+    Every rule runs on every J7507 line, so every fact is needed on every claim: they are computed
+    once, up front, into slots (a lazy attribute per fact cost more in descriptor calls than most
+    of the facts themselves)."""
+
+    __slots__ = (
+        "claim",
+        "context",
+        "diagnosis_codes",
+        "discharge_date",
+        "filed_on",
+        "j7507_lines",
+        "labs_by_group",
+        "organ",
+        "prescriptions",
+        "prior_lines",
+        "reference",
+        "settings",
+        "transplant_date",
+    )
 
     def __init__(self, claim: Claim, context: PatientContext, settings: PackSettings, reference: ReferenceData) -> None:
         self.claim = claim
         self.context = context
         self.settings = settings
         self.reference = reference
+        self.j7507_lines: tuple[ClaimLine, ...] = claim.j7507_lines
+        self.prescriptions: list[RxFacts] = context.prescriptions
+        # Counted labs per LOINC rule group (tacrolimus_level, creatinine, egfr, hepatic), oldest first.
+        self.labs_by_group: dict[str, list[LabFacts]] = context.counted_labs_by_group(reference.group_of_loinc)
+        # J7507 lines of the highest version of each other claim; this claim's own versions never count.
+        self.prior_lines: list[PriorLine] = context.prior_lines(claim.claim_id)
+        # The UTC calendar date of the claim's `event_time` (when it was filed); None when unknown.
+        self.filed_on: date | None = _utc_date(claim.event_time) if claim.event_time is not None else None
+        self.diagnosis_codes: tuple[str, ...] = tuple(normalize_diagnosis(code) for code in claim.diagnosis_codes)
+        transplant = claim.transplant
+        self.organ: str | None = transplant.organ if transplant else None
+        self.transplant_date: date | None = transplant.transplant_date if transplant else None
+        self.discharge_date: date | None = transplant.discharge_date if transplant else None
 
-    @lazy
-    def j7507_lines(self) -> tuple[ClaimLine, ...]:
-        return self.claim.j7507_lines
-
-    @lazy
-    def prescriptions(self) -> list[RxFacts]:
-        return self.context.prescriptions
-
-    @lazy
+    @property
     def counted_labs(self) -> list[LabFacts]:
         return self.context.counted_labs()
 
-    @lazy
-    def labs_by_group(self) -> dict[str, list[LabFacts]]:
-        """Counted labs per LOINC rule group (tacrolimus_level, creatinine, egfr, hepatic), oldest first."""
-        return self.context.counted_labs_by_group(self.reference.group_of_loinc)
-
-    @lazy
-    def prior_lines(self) -> list[PriorLine]:
-        """J7507 lines of the highest version of each other claim; this claim's own versions never count."""
-        return self.context.prior_lines(self.claim.claim_id)
-
-    @lazy
-    def filed_on(self) -> date | None:
-        """The UTC calendar date of the claim's `event_time` (when it was filed); None when unknown."""
-        moment = self.claim.event_time
-        if moment is None:
-            return None
-        try:
-            return moment.astimezone(UTC).date()
-        except OverflowError:  # 0001-01-01T00:00+14:00 has no UTC date: keep its local date
-            return moment.date()
-
-    @lazy
-    def diagnosis_codes(self) -> tuple[str, ...]:
-        return tuple(normalize_diagnosis(code) for code in self.claim.diagnosis_codes)
-
-    @property
-    def organ(self) -> str | None:
-        return self.claim.transplant.organ if self.claim.transplant else None
-
-    @property
-    def transplant_date(self) -> date | None:
-        return self.claim.transplant.transplant_date if self.claim.transplant else None
-
-    @property
-    def discharge_date(self) -> date | None:
-        return self.claim.transplant.discharge_date if self.claim.transplant else None
-
 
 class LineFacts:
-    """Facts about one J7507 line, on its date of service."""
+    """Facts about one J7507 line, on its date of service (computed up front, as `ClaimFacts`)."""
+
+    __slots__ = (
+        "_windows",
+        "active_prescriptions",
+        "claim",
+        "claim_facts",
+        "days_supply",
+        "dos",
+        "expected_units",
+        "line",
+        "matched_prescription",
+        "modifiers",
+        "named_prescription",
+        "ndc",
+        "ndc_strength",
+        "product",
+        "quantity_bounds",
+        "reference",
+        "settings",
+        "units",
+        "window_start",
+    )
 
     def __init__(self, claim_facts: ClaimFacts, line: ClaimLine) -> None:
         self.claim_facts = claim_facts
         self.claim = claim_facts.claim
-        self.settings = claim_facts.settings
-        self.reference = claim_facts.reference
+        settings = self.settings = claim_facts.settings
+        reference = self.reference = claim_facts.reference
         self.line = line
-        self.dos = line.date_of_service
+        dos = self.dos = line.date_of_service
 
-    # --- the product billed ---------------------------------------------------------------------
+        # --- the product billed ---
+        # The line's NDC, dashes removed; None when absent or blank.
+        self.ndc: str | None = normalize_ndc(line.ndc) if line.ndc and line.ndc.strip() else None
+        # The crosswalk row of the line's NDC.
+        product = self.product = reference.product(self.ndc)
+        self.ndc_strength: float | None = product.strength_mg if product else None
+        self.modifiers: tuple[str, ...] = _modifiers(line.modifiers)
 
-    @lazy
-    def ndc(self) -> str | None:
-        """The line's NDC, dashes removed; None when absent or blank."""
-        return normalize_ndc(self.line.ndc) if self.line.ndc and self.line.ndc.strip() else None
+        # --- prescriptions ---
+        self.active_prescriptions: list[RxFacts] = [rx for rx in claim_facts.prescriptions if rx.active_on(dos)]
+        # The prescription the line names, whatever its status (None when unknown or not named).
+        self.named_prescription: RxFacts | None = (
+            claim_facts.context.prescription(line.prescription_id) if line.prescription_id else None
+        )
+        self.matched_prescription: RxFacts | None = self._matched()
+        rx = self.matched_prescription
+        # The line's days supply, else the matched prescription's.
+        self.days_supply: int | None = (
+            line.days_supply if line.days_supply is not None else (rx.days_supply if rx else None)
+        )
+        # The line's units as the exact decimal written, counted as the whole number within 1e-6 of
+        # it (rules.md); None when not finite (validated events never are).
+        self.units: Decimal | None = whole_units(line.units)
+        # Matched dose_mg × doses_per_day × days supply (1 unit = 1 mg), exact in decimal; None when
+        # any is missing.
+        expected: Decimal | None = None
+        if rx is not None and finite(rx.dose_mg) and rx.doses_per_day is not None and self.days_supply is not None:
+            assert rx.dose_mg is not None  # finite() checked it
+            expected = EXACT.multiply(EXACT.multiply(dec(rx.dose_mg), rx.doses_per_day), self.days_supply)
+        self.expected_units = expected
+        # expected × (1 − quantity_tolerance) and expected × (1 + quantity_tolerance), exact in decimal
+        # (1.2 mg × 3 × 50 days ± 10% is exactly 162 and 198); None without expected.
+        self.quantity_bounds: tuple[Decimal, Decimal] | None = None
+        if expected is not None:
+            low, high = _tolerance_factors(settings.quantity_tolerance)
+            self.quantity_bounds = (EXACT.multiply(expected, low), EXACT.multiply(expected, high))
 
-    @lazy
-    def product(self) -> NdcProduct | None:
-        """The crosswalk row of the line's NDC."""
-        return self.reference.product(self.ndc)
-
-    @property
-    def ndc_strength(self) -> float | None:
-        return self.product.strength_mg if self.product else None
-
-    @lazy
-    def modifiers(self) -> tuple[str, ...]:
-        return _modifiers(self.line.modifiers)
-
-    # --- prescriptions --------------------------------------------------------------------------
-
-    @lazy
-    def active_prescriptions(self) -> list[RxFacts]:
-        return [rx for rx in self.claim_facts.prescriptions if rx.active_on(self.dos)]
+        # --- labs ---
+        self.window_start: date = _window_start(dos, settings.lab_lookback_days)
+        self._windows: dict[str, list[LabFacts]] = {}
 
     def active_with_ingredient(self, *names: str) -> list[RxFacts]:
         wanted = _ingredient_keys(names)
         return [rx for rx in self.active_prescriptions if rx.ingredient_key in wanted]
 
-    @lazy
-    def named_prescription(self) -> RxFacts | None:
-        """The prescription the line names, whatever its status (None when unknown or not named)."""
-        if not self.line.prescription_id:
-            return None
-        return self.claim_facts.context.prescription(self.line.prescription_id)
-
-    @lazy
-    def matched_prescription(self) -> RxFacts | None:
+    def _matched(self) -> RxFacts | None:
         """rules.md "matched prescription": the named one (no fallback if unknown), else the
         tacrolimus IMMEDIATE_RELEASE ORAL prescription active on DOS with the latest start_date
         (of equal start dates, the one recorded last)."""
@@ -141,44 +157,7 @@ class LineFacts:
         # max() keeps the first of equal keys; reversing makes the last-recorded win ties.
         return max(reversed(candidates), key=lambda rx: rx.start_date)
 
-    @lazy
-    def days_supply(self) -> int | None:
-        """The line's days supply, else the matched prescription's."""
-        if self.line.days_supply is not None:
-            return self.line.days_supply
-        return self.matched_prescription.days_supply if self.matched_prescription else None
-
-    @lazy
-    def units(self) -> Decimal | None:
-        """The line's units as the exact decimal written, counted as the whole number within 1e-6
-        of it (rules.md); None when not finite (validated events never are)."""
-        return whole_units(self.line.units)
-
-    @lazy
-    def expected_units(self) -> Decimal | None:
-        """Matched dose_mg × doses_per_day × days supply (1 unit = 1 mg), exact in decimal; None
-        when any is missing."""
-        rx = self.matched_prescription
-        if rx is None or not finite(rx.dose_mg) or rx.doses_per_day is None or self.days_supply is None:
-            return None
-        assert rx.dose_mg is not None  # finite() checked it
-        return EXACT.multiply(EXACT.multiply(dec(rx.dose_mg), rx.doses_per_day), self.days_supply)
-
-    @lazy
-    def quantity_bounds(self) -> tuple[Decimal, Decimal] | None:
-        """expected × (1 − quantity_tolerance) and expected × (1 + quantity_tolerance), exact in
-        decimal (1.2 mg × 3 × 50 days ± 10% is exactly 162 and 198); None without expected."""
-        expected = self.expected_units
-        if expected is None:
-            return None
-        low, high = _tolerance_factors(self.settings.quantity_tolerance)
-        return EXACT.multiply(expected, low), EXACT.multiply(expected, high)
-
     # --- labs -----------------------------------------------------------------------------------
-
-    @lazy
-    def window_start(self) -> date:
-        return _window_start(self.dos, self.settings.lab_lookback_days)
 
     def labs_in_window(self, group: str) -> list[LabFacts]:
         """Counted labs of a LOINC group with effective date in [DOS − lookback, DOS], oldest first.
@@ -190,18 +169,23 @@ class LineFacts:
             labs = windows[group] = self.labs_between(group, self.window_start, self.dos)
         return labs
 
-    @lazy
-    def _windows(self) -> dict[str, list[LabFacts]]:
-        return {}
-
     def labs_between(self, group: str, start: date, end: date) -> list[LabFacts]:
         return [lab for lab in self.claim_facts.labs_by_group.get(group, ()) if start <= lab.effective_date <= end]
 
     # --- history --------------------------------------------------------------------------------
 
-    @lazy
+    @property
     def earlier_lines_of_claim(self) -> list[ClaimLine]:
-        return [line for line in self.claim_facts.j7507_lines if line.line_number < self.line.line_number]
+        """Only `duplicate-line` asks, and only for lines with an NDC."""
+        number = self.line.line_number
+        return [line for line in self.claim_facts.j7507_lines if line.line_number < number]
+
+
+def _utc_date(moment: datetime) -> date:
+    try:
+        return moment.astimezone(UTC).date()
+    except OverflowError:  # 0001-01-01T00:00+14:00 has no UTC date: keep its local date
+        return moment.date()
 
 
 # Pure functions of values that recur on every claim (dates of service, modifier lists, a pack's
