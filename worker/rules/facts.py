@@ -18,6 +18,7 @@ from worker.reference import ReferenceData, normalize_drug, normalize_ndc
 from worker.rules.packs import PackSettings, normalize_diagnosis
 
 TACROLIMUS = "tacrolimus"
+_ACTIVE_STATUSES = frozenset(("ACTIVE", "COMPLETED"))  # as RxFacts.active_on
 
 
 class ClaimFacts:
@@ -109,7 +110,12 @@ class LineFacts:
         self.modifiers: tuple[str, ...] = _modifiers(line.modifiers)
 
         # --- prescriptions ---
-        self.active_prescriptions: list[RxFacts] = [rx for rx in claim_facts.prescriptions if rx.active_on(dos)]
+        # RxFacts.active_on, inlined: it runs for every prescription of every line.
+        self.active_prescriptions: list[RxFacts] = [
+            rx
+            for rx in claim_facts.prescriptions
+            if rx.status in _ACTIVE_STATUSES and rx.start_date <= dos and (rx.end_date is None or rx.end_date >= dos)
+        ]
         # The prescription the line names, whatever its status (None when unknown or not named).
         self.named_prescription: RxFacts | None = (
             claim_facts.context.prescription(line.prescription_id) if line.prescription_id else None
@@ -142,8 +148,11 @@ class LineFacts:
         self._windows: dict[str, list[LabFacts]] = {}
 
     def active_with_ingredient(self, *names: str) -> list[RxFacts]:
+        active = self.active_prescriptions
+        if not active:
+            return []
         wanted = _ingredient_keys(names)
-        return [rx for rx in self.active_prescriptions if rx.ingredient_key in wanted]
+        return [rx for rx in active if rx.ingredient_key in wanted]
 
     def _matched(self) -> RxFacts | None:
         """rules.md "matched prescription": the named one (no fallback if unknown), else the
@@ -177,8 +186,11 @@ class LineFacts:
     @property
     def earlier_lines_of_claim(self) -> list[ClaimLine]:
         """Only `duplicate-line` asks, and only for lines with an NDC."""
+        lines = self.claim_facts.j7507_lines
+        if len(lines) == 1:  # the usual claim: this line alone
+            return []
         number = self.line.line_number
-        return [line for line in self.claim_facts.j7507_lines if line.line_number < number]
+        return [line for line in lines if line.line_number < number]
 
 
 def _utc_date(moment: datetime) -> date:

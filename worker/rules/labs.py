@@ -116,7 +116,7 @@ def renal_function_declining(facts: LineFacts) -> Hit | None:
     creatinine = facts.labs_in_window("creatinine")
     if creatinine:
         newest = creatinine[-1].value
-        lowest = min(lab.value for lab in creatinine if lab.value is not None)
+        lowest = min([lab.value for lab in creatinine if lab.value is not None])
         # min() on doubles picks the same lab as on their decimals; only the product needs decimals.
         if newest is not None and dec(newest) >= EXACT.multiply(CREATININE_RISE, dec(lowest)):
             evidence |= {"creatinine": newest, "lowest_creatinine": lowest}
