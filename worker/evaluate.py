@@ -11,6 +11,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 
 from worker import __version__
 from worker.context import Horizon, PatientContext
@@ -57,6 +58,9 @@ def worst_outcome(outcomes: Sequence[str]) -> LineOutcome:
     return _LINE_OUTCOMES[max((_SEVERITY[outcome] for outcome in outcomes), default=0)]
 
 
+_UTC_NOW = partial(datetime.now, UTC)  # a partial: no Python frame per decision
+
+
 class Evaluator:
     """Decides claims with a fixed set of packs and reference data."""
 
@@ -66,7 +70,7 @@ class Evaluator:
         reference: ReferenceData,
         *,
         worker_version: str = __version__,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = _UTC_NOW,
     ) -> None:
         self.packs = packs
         self.reference = reference
@@ -90,7 +94,10 @@ class Evaluator:
         prepared = self._rules_by_pack.get(key)
         if prepared is None:
             rules = tuple(
-                (spec, spec.check) for spec in RULES.values() if pack.settings.medicare_rules or not spec.medicare_only
+                (spec, spec.check)
+                for spec in RULES.values()
+                if (pack.settings.medicare_rules or not spec.medicare_only)
+                and (spec.applies is None or spec.applies(pack.settings))
             )
             prepared = self._rules_by_pack[key] = (rules, pack.ref)
         return prepared
