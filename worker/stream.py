@@ -211,7 +211,7 @@ class StreamWorker:
         if batch:
             epoch = self.merge.next_epoch()
             for tp, records in batch.items():
-                self.metrics.records_consumed.labels(topic=tp.topic).inc(len(records))
+                self.metrics.count_consumed(tp.topic, len(records))
                 self.feed.add_claims(tp.partition, records, epoch)
         self._read_context(timeout_ms=CONTEXT_WAIT_MS if waiting else 0)
         self._ask_end_offsets()
@@ -333,7 +333,7 @@ class StreamWorker:
         if not self._context_tps:
             return
         for tp, records in self.context.poll(timeout_ms=timeout_ms).items():
-            self.metrics.records_consumed.labels(topic=tp.topic).inc(len(records))
+            self.metrics.count_consumed(tp.topic, len(records))
             for bad in self.feed.add_context(tp, records):
                 # Poison seen before (below the committed offset) was dead-lettered then.
                 if bad.record.offset >= self.ledger.committed.get(tp, 0) and self._has_dlq_duty(tp):
@@ -379,7 +379,7 @@ class StreamWorker:
         claim, record = ready.claim, ready.record
         if not claim.j7507_lines:
             self.feed.decided(ready)
-            self.metrics.claims_decided.labels(outcome="skipped").inc()
+            self.metrics.count_decision("skipped", ())
             log.debug("claim_skipped", claim_id=claim.claim_id, claim_version=claim.claim_version)
             return
         try:
@@ -482,10 +482,10 @@ class StreamWorker:
         self.metrics.claim_processing.observe(latency)
         if claim.event_time is not None:
             self.metrics.end_to_end_latency.observe(max(0.0, (datetime.now(UTC) - claim.event_time).total_seconds()))
-        self.metrics.claims_decided.labels(outcome=decision.outcome.lower()).inc()
-        for line in decision.lines:
-            for finding in line.findings:
-                self.metrics.rule_findings.labels(rule_id=finding.rule_id, outcome=finding.outcome.lower()).inc()
+        self.metrics.count_decision(
+            decision.outcome,
+            ((finding.rule_id, finding.outcome) for line in decision.lines for finding in line.findings),
+        )
         # The canonical line: one per decided claim, claim and event ids only (no patient data).
         log.info(
             "claim_decided",
