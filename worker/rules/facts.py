@@ -104,8 +104,8 @@ class LineFacts:
         # --- the product billed ---
         # The line's NDC, dashes removed; None when absent or blank.
         self.ndc: str | None = normalize_ndc(line.ndc) if line.ndc and line.ndc.strip() else None
-        # The crosswalk row of the line's NDC.
-        product = self.product = reference.product(self.ndc)
+        # The crosswalk row of the line's NDC (already normalized: `reference.product` would again).
+        product = self.product = reference.crosswalk.get(self.ndc) if self.ndc else None
         self.ndc_strength: float | None = product.strength_mg if product else None
         self.modifiers: tuple[str, ...] = _modifiers(line.modifiers)
 
