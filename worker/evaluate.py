@@ -37,7 +37,7 @@ _SEVERITY: dict[str, int] = {"ACCEPT": 0, "INFO": 0, "HOLD": 1, "DENY_RISK": 2}
 _LINE_OUTCOMES: tuple[LineOutcome, ...] = ("ACCEPT", "HOLD", "DENY_RISK")
 
 
-_NAMESPACE_BYTES = DECISION_NAMESPACE.bytes
+_NAMESPACE_SHA1 = hashlib.sha1(DECISION_NAMESPACE.bytes, usedforsecurity=False)
 # As uuid.UUID(version=5) sets them: version nibble 5, RFC 4122 variant bits 10.
 _VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
 _VERSION_5 = (0x5000 << 64) | (0x8000 << 48)
@@ -49,7 +49,9 @@ def decision_id(claim_id: str, claim_version: int, pack: Pack) -> str:
     This is `str(uuid.uuid5(DECISION_NAMESPACE, name))` (RFC 4122 name-based, SHA-1) computed
     without building a UUID object, which costs three times the hash (tests compare the two)."""
     name = f"{claim_id}\x1f{claim_version}\x1f{pack.name}\x1f{pack.version}"
-    digest = int.from_bytes(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8"), usedforsecurity=False).digest()[:16])
+    hasher = _NAMESPACE_SHA1.copy()  # copying the namespace's state skips OpenSSL's digest setup
+    hasher.update(name.encode("utf-8"))
+    digest = int.from_bytes(hasher.digest()[:16])
     text = "%032x" % (digest & _VERSION_MASK | _VERSION_5)
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
