@@ -59,15 +59,13 @@ def load_schema(name: str) -> dict[str, Any]:
 class AvroCodec:
     """Encode/decode one record type as plain Avro binary (schemaless_writer/reader)."""
 
-    __slots__ = ("_check", "_prepare", "_raw", "_writers", "name", "schema")
+    __slots__ = ("_check", "_prepare", "_writers", "name", "schema")
 
     def __init__(self, schema_name: str) -> None:
         self.name = schema_name
         self.schema: dict[str, Any] = load_schema(schema_name)
         self._prepare, self._check = _walks(schema_name)
         self._writers: dict[int, tuple[object, dict[str, Any]]] = {}
-        # The fast read (see `_raw_reading`); None turns it off (tests compare both paths).
-        self._raw: tuple[dict[str, Any], _Walk] | None = _raw_reading(schema_name)
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """Avro binary of ``record``. Missing fields with a default get it; unknown keys are ignored.
@@ -89,11 +87,6 @@ class AvroCodec:
         if not payload:
             raise DecodeError(f"{self.name}: empty payload")
         writer = self.schema if writer_schema is None else self._writer(writer_schema)
-        if writer is self.schema and self._raw is not None:
-            record = self._read_raw(payload)
-            if record is not None:
-                return record
-            # Not a valid record: read it again the exact way below, which names what is wrong.
         reader = None if writer is self.schema else self.schema
         buffer = io.BytesIO(payload)
         try:
@@ -109,23 +102,6 @@ class AvroCodec:
             raise DecodeError(f"{self.name}: {unread} trailing bytes after the record")
         if self._check is not None:
             self._check(record)
-        return record
-
-    def _read_raw(self, payload: bytes) -> dict[str, Any] | None:
-        """The record read with logical types as plain ints, then converted; None when anything
-        fails (the caller then reads it the exact way, for the message)."""
-        assert self._raw is not None
-        raw_schema, convert = self._raw
-        buffer = io.BytesIO(payload)
-        try:
-            record = cast(dict[str, Any], fastavro.schemaless_reader(buffer, raw_schema, None))
-            if buffer.tell() != len(payload):
-                return None
-            convert(record)
-            if self._check is not None:
-                self._check(record)
-        except Exception:
-            return None
         return record
 
     def _writer(self, writer_schema: dict[str, Any]) -> dict[str, Any]:
@@ -448,115 +424,6 @@ def _decoded_double(path: str) -> _Walk:
         return value
 
     return walk
-
-
-# --- the fast read ---------------------------------------------------------------------------------
-# fastavro converts logical types inside its reader at about 7 µs per timestamp and 2.5 µs per date
-# (most of the cost of decoding a lab result). Reading with the logical types taken out of the
-# schema gives plain ints at C speed; the same conversion functions fastavro would call
-# (fastavro.read.LOGICAL_READERS) then turn them into dates and timestamps, in place. The result is
-# the same record. Any failure (truncated, out of range, trailing bytes) falls back to the exact
-# read, so bad input gets exactly the message it always got.
-
-_Convert = Callable[[Any], Any]
-_UNSUPPORTED = object()  # a schema shape the fast read does not handle: keep the exact read
-
-
-@cache
-def _raw_reading(name: str) -> tuple[dict[str, Any], _Walk] | None:
-    raw = json.loads(schema_json(name))
-    _strip_logical(raw)
-    named = load_schema(name)["__named_schemas"]
-    convert = _compile_convert(load_schema(name), named)
-    if convert is _UNSUPPORTED:
-        return None
-    walk = cast(_Walk, convert) if convert is not None else _unchecked
-    return cast(dict[str, Any], fastavro.parse_schema(raw)), walk
-
-
-def _strip_logical(node: Any) -> None:
-    if isinstance(node, list):
-        for item in node:
-            _strip_logical(item)
-    elif isinstance(node, dict):
-        if node.get("logicalType") in ("date", "timestamp-millis"):
-            del node["logicalType"]
-        for value in node.values():
-            _strip_logical(value)
-
-
-def _compile_convert(schema: Any, named: dict[str, Any]) -> _Convert | object | None:
-    """A function converting a raw value in place (records, arrays) or returning it converted
-    (leaves); None when nothing inside has a logical type; _UNSUPPORTED for shapes not handled."""
-    if isinstance(schema, str):
-        return _compile_convert(named[schema], named) if schema in named else None
-    if isinstance(schema, list):
-        branches = [_compile_convert(branch, named) for branch in schema]
-        if any(branch is _UNSUPPORTED for branch in branches):
-            return _UNSUPPORTED
-        active = [branch for branch in branches if branch is not None]
-        if not active:
-            return None
-        if len(schema) != 2 or "null" not in schema or len(active) != 1:
-            return _UNSUPPORTED  # the raw value would not say which branch it came from
-        inner = cast(_Convert, active[0])
-        return lambda value: None if value is None else inner(value)
-    kind = schema["type"]
-    logical = schema.get("logicalType")
-    if logical is not None:
-        reader = fastavro.read.LOGICAL_READERS.get(f"{kind}-{logical}")
-        if logical not in ("date", "timestamp-millis") or reader is None:
-            return _UNSUPPORTED
-        return lambda value: reader(value, schema, schema)
-    if kind == "record":
-        fields = []
-        for field in schema["fields"]:
-            convert = _compile_convert(field["type"], named)
-            if convert is _UNSUPPORTED:
-                return _UNSUPPORTED
-            if convert is not None:
-                fields.append((field["name"], cast(_Convert, convert)))
-        if not fields:
-            return None
-
-        def record(value: dict[str, Any]) -> dict[str, Any]:
-            for name, convert in fields:
-                value[name] = convert(value[name])
-            return value
-
-        return record
-    if kind == "array":
-        item = _compile_convert(schema["items"], named)
-        if item is None or item is _UNSUPPORTED:
-            return item
-        convert_item = cast(_Convert, item)
-
-        def array(value: list[Any]) -> list[Any]:
-            for index, element in enumerate(value):
-                value[index] = convert_item(element)
-            return value
-
-        return array
-    if kind in ("map", "fixed", "enum") or kind in _PRIMITIVES:
-        return None if kind != "map" else _map_convert(schema, named)
-    return _UNSUPPORTED
-
-
-def _map_convert(schema: dict[str, Any], named: dict[str, Any]) -> _Convert | object | None:
-    inner = _compile_convert(schema["values"], named)
-    if inner is None or inner is _UNSUPPORTED:
-        return inner
-    convert = cast(_Convert, inner)
-
-    def walk(value: dict[str, Any]) -> dict[str, Any]:
-        for key in value:
-            value[key] = convert(value[key])
-        return value
-
-    return walk
-
-
-_PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "bytes", "string"))
 
 
 # --- messages -------------------------------------------------------------------------------------
