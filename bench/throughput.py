@@ -10,7 +10,9 @@ prescriptions and labs), then:
 3. worker: the real StreamWorker (context rebuild and the time-ordered merge of the two context
    topics, rules, decisions, commits) on the same topics.
 Each is timed from its first consumed records (after the group join) to its last acknowledged output,
-in claims per second. Prints all three and the worker's ratio to each.
+in claims per second; the CPU time this process spent in each (group join and close included) is
+printed per claim too, which other load on a shared machine moves far less. Prints all three and the
+worker's ratio to each, in both measures.
 
     python bench/throughput.py [--patients 3000] [--partitions 6] [--skip-passthrough]
 """
@@ -181,16 +183,30 @@ def main() -> int:
         create_topics(bootstrap, [*names, f"passthrough.{suffix}", f"claims-only.{suffix}"], partitions=args.partitions)
         claims = produce_stream(bootstrap, topics, args.patients)
         print(f"stream: {claims} claims for {args.patients} patients, {args.partitions} partitions", file=sys.stderr)
+        # CPU time of this process per claim, beside the rates: on a shared machine the wall-clock
+        # rates move with other load, CPU per claim much less (the broker's CPU is not counted).
+        cpu = time.process_time()
         floor = claims_only(bootstrap, topics, claims, f"claims-only.{suffix}")
+        floor_cpu, cpu = (time.process_time() - cpu) / claims * 1e6, time.process_time()
         ceiling = None if args.skip_passthrough else passthrough(bootstrap, topics, claims, f"passthrough.{suffix}")
+        ceiling_cpu, cpu = (time.process_time() - cpu) / claims * 1e6, time.process_time()
         rate, decided = worker_rate(bootstrap, topics, claims)
-        print(f"claims-only (claims: decode+encode+produce+commit): {floor:,.0f} claims/s")
+        worker_cpu = (time.process_time() - cpu) / claims * 1e6
+        print(
+            f"claims-only (claims: decode+encode+produce+commit): {floor:,.0f} claims/s, {floor_cpu:,.0f} µs CPU/claim"
+        )
         if ceiling is not None:
-            print(f"passthrough (3 topics: decode, claims re-encoded):  {ceiling:,.0f} claims/s")
-        print(f"worker (context+rules+decisions+commit):            {rate:,.0f} claims/s ({decided} decisions)")
-        print(f"ratio worker/claims-only: {rate / floor:.2f}")
+            print(
+                f"passthrough (3 topics: decode, claims re-encoded):  {ceiling:,.0f} claims/s, "
+                f"{ceiling_cpu:,.0f} µs CPU/claim"
+            )
+        print(
+            f"worker (context+rules+decisions+commit):            {rate:,.0f} claims/s, {worker_cpu:,.0f} µs CPU/claim "
+            f"({decided} decisions)"
+        )
+        print(f"ratio worker/claims-only: {rate / floor:.2f} (CPU per claim: {floor_cpu / worker_cpu:.2f})")
         if ceiling is not None:
-            print(f"ratio worker/passthrough: {rate / ceiling:.2f}")
+            print(f"ratio worker/passthrough: {rate / ceiling:.2f} (CPU per claim: {ceiling_cpu / worker_cpu:.2f})")
     finally:
         if broker is not None:
             broker.stop()
