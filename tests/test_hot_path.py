@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.context import PatientContext
+from worker.context import PatientContext, time_ms
 from worker.evaluate import DECISION_NAMESPACE, Evaluator, decision_id
 from worker.events import Bundle
 from worker.exact import dec, text, whole_units
@@ -74,3 +75,12 @@ def test_cached_decimals_keep_the_sign_of_zero_and_the_value() -> None:
     assert str(dec(-0.0)) == "-0.0"
     assert whole_units(30.0000001) == Decimal(30)
     assert whole_units(-0.0) == Decimal(0)
+
+
+@given(st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))])))
+def test_time_ms_floors_as_the_division(moment: datetime) -> None:
+    try:
+        expected = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    except OverflowError:
+        return
+    assert time_ms(moment) == expected
