@@ -23,6 +23,8 @@ from typing import Any, cast
 import fastavro
 from fastavro.read import SchemaResolutionError
 
+from worker.avro_writer import Unfit, Writer, compile_writer
+
 SCHEMA_NAMES = ("ClaimSubmitted", "PrescriptionRecorded", "LabResultRecorded", "ClaimDecision")
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
@@ -59,17 +61,26 @@ def load_schema(name: str) -> dict[str, Any]:
 class AvroCodec:
     """Encode/decode one record type as plain Avro binary (schemaless_writer/reader)."""
 
-    __slots__ = ("_check", "_prepare", "_writers", "name", "schema")
+    __slots__ = ("_check", "_compiled", "_prepare", "_writers", "name", "schema")
 
     def __init__(self, schema_name: str) -> None:
         self.name = schema_name
         self.schema: dict[str, Any] = load_schema(schema_name)
         self._prepare, self._check = _walks(schema_name)
         self._writers: dict[int, tuple[object, dict[str, Any]]] = {}
+        # Well-typed records (the worker's own decisions) take the compiled writer; None: off.
+        self._compiled: Writer | None = compiled_writer(schema_name)
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """Avro binary of ``record``. Missing fields with a default get it; unknown keys are ignored.
         Dates and timestamps may be ISO strings; a timestamp must carry its UTC offset."""
+        if self._compiled is not None:
+            buffer = bytearray()
+            try:
+                self._compiled(buffer, record)
+                return bytes(buffer)
+            except Unfit:
+                pass  # not exactly as expected: the checked way below names what is wrong
         out = io.BytesIO()
         try:
             prepared = self._prepare(record)  # raises EncodeError naming the field
@@ -133,6 +144,12 @@ class AvroCodec:
 # Not caught: fastavro's compiled reader takes a negative enum or union index as Python's negative
 # indexing (-1 reads as the last symbol) and any non-zero byte as true. Bytes only look like that
 # when corrupted, and then nearly always also fail the length and trailing-byte checks.
+
+
+@cache
+def compiled_writer(name: str) -> Writer | None:
+    schema = load_schema(name)
+    return compile_writer(schema, schema["__named_schemas"])
 
 
 @cache
