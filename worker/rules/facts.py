@@ -57,7 +57,7 @@ class ClaimFacts:
         self.prior_lines: list[PriorLine] = context.prior_lines(claim.claim_id)
         # The UTC calendar date of the claim's `event_time` (when it was filed); None when unknown.
         self.filed_on: date | None = _utc_date(claim.event_time) if claim.event_time is not None else None
-        self.diagnosis_codes: tuple[str, ...] = tuple(normalize_diagnosis(code) for code in claim.diagnosis_codes)
+        self.diagnosis_codes: tuple[str, ...] = _diagnosis_codes(claim.diagnosis_codes)
         transplant = claim.transplant
         self.organ: str | None = transplant.organ if transplant else None
         self.transplant_date: date | None = transplant.transplant_date if transplant else None
@@ -210,6 +210,11 @@ def _window_start(dos: date, lookback_days: int) -> date:
         return dos - timedelta(days=lookback_days)
     except OverflowError:  # a DOS near year 1: the window starts at the beginning of time
         return date.min
+
+
+@lru_cache(maxsize=4096)
+def _diagnosis_codes(codes: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(normalize_diagnosis(code) for code in codes)
 
 
 @lru_cache(maxsize=1024)
