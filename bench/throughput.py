@@ -1,13 +1,20 @@
-"""Throughput benchmark (not a test): the worker against an Avro passthrough, same stream, same run.
+"""Throughput benchmark (not a test): the worker against two Avro loops, same stream, same run.
 
-On the embedded broker (or KAFKA_BOOTSTRAP_SERVERS), produce one synthetic EHR stream, then:
-1. passthrough: a group consumer reads the three input topics, decodes every record, re-encodes and
-   produces each claim, flushes, commits: the ceiling for any Avro consumer of these topics;
-2. worker: the real StreamWorker (context restore, rules, decisions, commits) on the same topics.
-Both read the same three input topics and are timed from their first consumed records (after the
-group join) to their last acknowledged output, in claims per second. Prints both and their ratio.
+On the embedded broker (or KAFKA_BOOTSTRAP_SERVERS), produce one synthetic EHR stream (claims,
+prescriptions and labs), then:
+1. claims-only: the worker's own kafka-python clients and settings (`worker.kafka_clients`), a group
+   consumer of the claims topic only: decode each claim, re-encode and produce it, flush and commit
+   per batch. The floor cost of moving a claim through Kafka with Avro; issue 10's baseline;
+2. passthrough: a group consumer reads the three input topics, decodes every record, re-encodes and
+   produces each claim, flushes, commits: the ceiling for any Avro consumer of all three topics;
+3. worker: the real StreamWorker (context rebuild and the time-ordered merge of the two context
+   topics, rules, decisions, commits) on the same topics.
+Each is timed from its first consumed records (after the group join) to its last acknowledged output,
+in claims per second; the CPU time this process spent in each (group join and close included) is
+printed per claim too, which other load on a shared machine moves far less. Prints all three and the
+worker's ratio to each, in both measures.
 
-    python bench/throughput.py [--patients 3000] [--partitions 6]
+    python bench/throughput.py [--patients 3000] [--partitions 6] [--skip-passthrough]
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from dataclasses import replace
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata
 
+from worker import kafka_clients
 from worker.app import build_app
 from worker.config import Settings, Topics
 from worker.embedded import EmbeddedBroker, create_topics
@@ -92,15 +100,53 @@ def passthrough(bootstrap: str, topics: Topics, claims: int, out_topic: str) -> 
     return claims / (last - first)
 
 
-def worker_rate(bootstrap: str, topics: Topics, claims: int) -> tuple[float, int]:
-    settings = Settings(
+def bench_settings(bootstrap: str, topics: Topics, group: str) -> Settings:
+    """The settings the worker runs with in this benchmark; the claims-only loop uses them too."""
+    return Settings(
         bootstrap_servers=bootstrap,
-        group_id=f"bench-worker-{os.getpid()}-{time.monotonic_ns()}",
+        group_id=f"{group}-{os.getpid()}-{time.monotonic_ns()}",
         topics=topics,
         metrics_port=0,
         client_options=FAST_GROUP,
         log_level="WARNING",
     )
+
+
+def claims_only(bootstrap: str, topics: Topics, claims: int, out_topic: str) -> float:
+    """The worker's clients and settings, claims topic only: poll a batch, decode, re-encode and
+    produce each claim, flush, commit. Returns claims/s."""
+    settings = bench_settings(bootstrap, topics, "bench-claims-only")
+    wire = PlainAvro()
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    consumer = kafka_clients.group_consumer(settings)
+    producer = kafka_clients.producer(settings)
+    consumer.subscribe([topics.claims])
+    done, first, last = 0, 0.0, 0.0
+    try:
+        while done < claims:
+            batch = consumer.poll(timeout_ms=500, max_records=settings.max_batch)
+            first = first or (time.perf_counter() if batch else 0.0)
+            offsets = {}
+            for tp, records in batch.items():
+                for record in records:
+                    decoded = wire.decode("ClaimSubmitted", record.value)
+                    producer.send(out_topic, key=record.key, value=wire.encode("ClaimSubmitted", decoded, out_topic))
+                    done += 1
+                offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
+            if offsets:
+                producer.flush()
+                consumer.commit(offsets)
+                last = time.perf_counter()
+    finally:
+        consumer.close(autocommit=False)
+        producer.close()
+        sys.setswitchinterval(previous)
+    return claims / (last - first)
+
+
+def worker_rate(bootstrap: str, topics: Topics, claims: int) -> tuple[float, int]:
+    settings = bench_settings(bootstrap, topics, "bench-worker")
     acked: list[float] = []
     app = build_app(settings, on_decision=lambda _decision: acked.append(time.monotonic()), metrics_host="127.0.0.1")
     registry = app.metrics.registry
@@ -121,6 +167,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=3000)
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--skip-passthrough", action="store_true", help="measure only claims-only and the worker")
     args = parser.parse_args()
     broker = None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -133,14 +180,33 @@ def main() -> int:
             Topics(), **{name: f"{getattr(Topics(), name)}.{suffix}" for name in Topics.__dataclass_fields__}
         )
         names = [getattr(topics, name) for name in Topics.__dataclass_fields__]
-        create_topics(bootstrap, [*names, f"passthrough.{suffix}"], partitions=args.partitions)
+        create_topics(bootstrap, [*names, f"passthrough.{suffix}", f"claims-only.{suffix}"], partitions=args.partitions)
         claims = produce_stream(bootstrap, topics, args.patients)
         print(f"stream: {claims} claims for {args.patients} patients, {args.partitions} partitions", file=sys.stderr)
-        ceiling = passthrough(bootstrap, topics, claims, f"passthrough.{suffix}")
+        # CPU time of this process per claim, beside the rates: on a shared machine the wall-clock
+        # rates move with other load, CPU per claim much less (the broker's CPU is not counted).
+        cpu = time.process_time()
+        floor = claims_only(bootstrap, topics, claims, f"claims-only.{suffix}")
+        floor_cpu, cpu = (time.process_time() - cpu) / claims * 1e6, time.process_time()
+        ceiling = None if args.skip_passthrough else passthrough(bootstrap, topics, claims, f"passthrough.{suffix}")
+        ceiling_cpu, cpu = (time.process_time() - cpu) / claims * 1e6, time.process_time()
         rate, decided = worker_rate(bootstrap, topics, claims)
-        print(f"passthrough (decode+encode+produce+commit): {ceiling:,.0f} claims/s")
-        print(f"worker (context+rules+decisions+commit):   {rate:,.0f} claims/s ({decided} decisions)")
-        print(f"ratio worker/passthrough: {rate / ceiling:.2f}")
+        worker_cpu = (time.process_time() - cpu) / claims * 1e6
+        print(
+            f"claims-only (claims: decode+encode+produce+commit): {floor:,.0f} claims/s, {floor_cpu:,.0f} µs CPU/claim"
+        )
+        if ceiling is not None:
+            print(
+                f"passthrough (3 topics: decode, claims re-encoded):  {ceiling:,.0f} claims/s, "
+                f"{ceiling_cpu:,.0f} µs CPU/claim"
+            )
+        print(
+            f"worker (context+rules+decisions+commit):            {rate:,.0f} claims/s, {worker_cpu:,.0f} µs CPU/claim "
+            f"({decided} decisions)"
+        )
+        print(f"ratio worker/claims-only: {rate / floor:.2f} (CPU per claim: {floor_cpu / worker_cpu:.2f})")
+        if ceiling is not None:
+            print(f"ratio worker/passthrough: {rate / ceiling:.2f} (CPU per claim: {ceiling_cpu / worker_cpu:.2f})")
     finally:
         if broker is not None:
             broker.stop()

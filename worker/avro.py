@@ -24,6 +24,7 @@ import fastavro
 from fastavro.read import SchemaResolutionError
 
 from worker.avro_scan import Malformed, Scan, check, compile_scan
+from worker.avro_writer import Unfit, Writer, compile_writer
 
 SCHEMA_NAMES = ("ClaimSubmitted", "PrescriptionRecorded", "LabResultRecorded", "ClaimDecision")
 
@@ -61,7 +62,7 @@ def load_schema(name: str) -> dict[str, Any]:
 class AvroCodec:
     """Encode/decode one record type as plain Avro binary (schemaless_writer/reader)."""
 
-    __slots__ = ("_check", "_prepare", "_scan", "_scans", "_writers", "name", "schema")
+    __slots__ = ("_check", "_compiled", "_prepare", "_scan", "_scans", "_writers", "name", "schema")
 
     def __init__(self, schema_name: str) -> None:
         self.name = schema_name
@@ -70,10 +71,19 @@ class AvroCodec:
         self._writers: dict[int, tuple[object, dict[str, Any]]] = {}
         self._scan = compile_scan(self.schema, self.schema["__named_schemas"])
         self._scans: dict[int, Scan] = {}  # by id() of a parsed writer schema held in _writers
+        # Well-typed records (the worker's own decisions) take the compiled writer; None: off.
+        self._compiled: Writer | None = compiled_writer(schema_name)
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """Avro binary of ``record``. Missing fields with a default get it; unknown keys are ignored.
         Dates and timestamps may be ISO strings; a timestamp must carry its UTC offset."""
+        if self._compiled is not None:
+            buffer = bytearray()
+            try:
+                self._compiled(buffer, record)
+                return bytes(buffer)
+            except Unfit:
+                pass  # not exactly as expected: the checked way below names what is wrong
         out = io.BytesIO()
         try:
             prepared = self._prepare(record)  # raises EncodeError naming the field
@@ -145,6 +155,12 @@ class AvroCodec:
 #   64-bit value or bit pattern random bytes give).
 # fastavro's compiled reader takes a negative enum or union index as Python's negative indexing
 # and any non-zero byte as true: worker/avro_scan.py catches those after reading.
+
+
+@cache
+def compiled_writer(name: str) -> Writer | None:
+    schema = load_schema(name)
+    return compile_writer(schema, schema["__named_schemas"])
 
 
 @cache

@@ -50,8 +50,21 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def time_ms(moment: datetime) -> int:
-    """A timestamp as integer milliseconds since the epoch (how Kafka stamps records)."""
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
+    """A timestamp as integer milliseconds since the epoch (how Kafka stamps records).
+
+    `(moment - _EPOCH) // timedelta(milliseconds=1)`, from the difference's fields: a timedelta
+    keeps seconds and microseconds non-negative, so this floors exactly as the division does, at
+    a third of its cost (three of these per lab result read)."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def _utc_date(moment: datetime) -> date:
+    """The UTC calendar date of a time, as LabResult.effective_date (naive times are UTC)."""
+    try:
+        return moment.astimezone(UTC).date()
+    except OverflowError:  # e.g. 0001-01-01T00:00+14:00 has no UTC date: keep its local date
+        return moment.date()
 
 
 def _event_ms(moment: datetime | None) -> int | None:
@@ -149,7 +162,7 @@ class LabFacts:
             event.counted,
             event.value,
             _event_ms(event.effective_time) or 0,
-            _shared_date(event.effective_date),
+            _shared_date(_utc_date(event.effective_time)),  # LabResult.effective_date, without its lock
             time if event_ms == time else event_ms,  # one int object where they agree (event-time stamps)
             time,
             next(_arrivals),

@@ -148,8 +148,10 @@ class Claim(_Record):
     dispensing_pharmacy_npi: str | None = None
     lines: tuple[ClaimLine, ...]
 
-    @property
+    @cached_property
     def j7507_lines(self) -> tuple[ClaimLine, ...]:
+        """Asked by the feed, the stream and the evaluator for every claim: computed once (so a
+        `model_copy(update={"lines": ...})` would keep the old value: validate a new Claim instead)."""
         return tuple(line for line in self.lines if line.is_j7507)
 
 

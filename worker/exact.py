@@ -25,6 +25,14 @@ EXACT = Context(prec=120)
 WHOLE_TOLERANCE = Decimal("0.000001")  # rules.md: units within 1e-6 of a whole number count as it
 
 
+# Decimals of the doubles seen so far: a patient's doses, weights and lab values recur on every
+# claim, and repr + Decimal() is most of what a limit costs. Decimals are immutable, so sharing is
+# safe. Zeros are not cached (0.0 == -0.0 as keys, but their decimals differ in sign); NaN never
+# hits (NaN != NaN). Cleared when full rather than evicted one by one: cheap and bounded.
+_DECIMALS: dict[float, Decimal] = {}
+_DECIMALS_MAX = 65_536
+
+
 def dec(value: float | int) -> Decimal:
     """The decimal a number was written as: the shortest repr of a double, an int as it is.
 
@@ -33,20 +41,39 @@ def dec(value: float | int) -> Decimal:
     """
     if isinstance(value, int):
         return Decimal(int(value))  # int(): a bool would otherwise be Decimal("True")
-    return Decimal(repr(value))
+    cached = _DECIMALS.get(value)
+    if cached is not None:
+        return cached
+    exact = Decimal(repr(value))
+    if value:
+        if len(_DECIMALS) >= _DECIMALS_MAX:
+            _DECIMALS.clear()
+        _DECIMALS[value] = exact
+    return exact
 
 
 def finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
+_WHOLE: dict[float, Decimal] = {}  # as _DECIMALS: billed units are a few hundred distinct values
+
+
 def whole_units(units: float) -> Decimal | None:
     """The units as exact decimal, snapped to the whole number within 1e-6 of it; None if not finite."""
+    cached = _WHOLE.get(units)
+    if cached is not None:
+        return cached
     if not math.isfinite(units):
         return None
     exact = dec(units)
     whole = exact.to_integral_value()
-    return whole if abs(EXACT.subtract(exact, whole)) < WHOLE_TOLERANCE else exact
+    result = whole if abs(EXACT.subtract(exact, whole)) < WHOLE_TOLERANCE else exact
+    if units:  # zeros are not cached (see _DECIMALS)
+        if len(_WHOLE) >= _DECIMALS_MAX:
+            _WHOLE.clear()
+        _WHOLE[units] = result
+    return result
 
 
 def sum_units(values: Iterable[float]) -> Decimal:

@@ -131,6 +131,25 @@ class Metrics:
         for rule_id, outcomes in rule_ids:
             for outcome in outcomes:
                 self.rule_findings.labels(rule_id=rule_id, outcome=outcome.lower())
+        # Labelled children, resolved once: `labels()` takes a lock and builds a key per call, and
+        # the loop counts every record, decision and finding.
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def _child(self, metric: Counter, name: str, **labels: str) -> Any:
+        key = (name, *labels.values())
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(**labels)
+        return child
+
+    def count_consumed(self, topic: str, records: int) -> None:
+        self._child(self.records_consumed, "consumed", topic=topic).inc(records)
+
+    def count_decision(self, outcome: str, findings: Iterable[tuple[str, str]]) -> None:
+        """One decided claim: its outcome and each finding's (rule_id, outcome), as given."""
+        self._child(self.claims_decided, "decided", outcome=outcome.lower()).inc()
+        for rule_id, finding_outcome in findings:
+            self._child(self.rule_findings, "finding", rule_id=rule_id, outcome=finding_outcome.lower()).inc()
 
 
 def configure_logging(level: str = "INFO", stream: Any = None) -> None:

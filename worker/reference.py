@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from importlib.resources import files
 from pathlib import Path
 
@@ -27,6 +27,8 @@ _DIGITS = re.compile(r"[0-9]+")  # ASCII digits only: str.isdigit accepts other 
 _TEN_DIGITS = re.compile(r"[0-9]{10}")
 
 
+# A few thousand NDCs recur on every claim: normalize each once (bounded: input can be anything).
+@lru_cache(maxsize=8192)
 def normalize_ndc(ndc: str) -> str:
     """The NDC form of rules.md: the 11-digit 5-4-2 form without dashes where it is certain.
 
@@ -98,6 +100,18 @@ class ReferenceData:
 
     def drugs(self, rule_class: str) -> frozenset[str]:
         return self.drug_classes.get(rule_class, frozenset())
+
+    def drugs_of(self, rule_classes: tuple[str, ...]) -> frozenset[str]:
+        """The drugs of several rule classes; the union is built once per set of classes."""
+        unions = self._unions
+        union = unions.get(rule_classes)
+        if union is None:
+            union = unions[rule_classes] = frozenset().union(*(self.drugs(name) for name in rule_classes))
+        return union
+
+    @cached_property
+    def _unions(self) -> dict[tuple[str, ...], frozenset[str]]:
+        return {}
 
 
 def _read_csv(path: Path | str, text: str, required: Iterable[str]) -> list[dict[str, str]]:

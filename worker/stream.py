@@ -229,7 +229,7 @@ class StreamWorker:
         if batch or unreadable:
             epoch = self.merge.next_epoch()
             for tp, records in batch.items():
-                self.metrics.records_consumed.labels(topic=tp.topic).inc(len(records))
+                self.metrics.count_consumed(tp.topic, len(records))
                 self.feed.add_claims(tp.partition, records, epoch)
             for marker in unreadable:  # in offset order with the claims around it
                 self.feed.add_unreadable_claim(marker.partition, _position(marker), _unreadable(marker), epoch)
@@ -358,7 +358,7 @@ class StreamWorker:
             self._context_rejected(marker.tp, _position(marker), _unreadable(marker))
             self.ledger.consume(marker.tp, marker.offset + 1)
         for tp, records in batch.items():
-            self.metrics.records_consumed.labels(topic=tp.topic).inc(len(records))
+            self.metrics.count_consumed(tp.topic, len(records))
             for bad in self.feed.add_context(tp, records):
                 self._context_rejected(tp, bad.record, bad.rejected)
             self.ledger.consume(tp, records[-1].offset + 1)
@@ -407,7 +407,7 @@ class StreamWorker:
         claim, record = ready.claim, ready.record
         if not claim.j7507_lines:
             self.feed.decided(ready)
-            self.metrics.claims_decided.labels(outcome="skipped").inc()
+            self.metrics.count_decision("skipped", ())
             log.debug("claim_skipped", claim_id=claim.claim_id, claim_version=claim.claim_version)
             return
         try:
@@ -483,10 +483,10 @@ class StreamWorker:
         self.metrics.claim_processing.observe(latency)
         if claim.event_time is not None:
             self.metrics.end_to_end_latency.observe(max(0.0, (datetime.now(UTC) - claim.event_time).total_seconds()))
-        self.metrics.claims_decided.labels(outcome=decision.outcome.lower()).inc()
-        for line in decision.lines:
-            for finding in line.findings:
-                self.metrics.rule_findings.labels(rule_id=finding.rule_id, outcome=finding.outcome.lower()).inc()
+        self.metrics.count_decision(
+            decision.outcome,
+            ((finding.rule_id, finding.outcome) for line in decision.lines for finding in line.findings),
+        )
         # The canonical line: one per decided claim, claim and event ids only (no patient data).
         log.info(
             "claim_decided",

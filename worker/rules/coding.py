@@ -177,15 +177,20 @@ def units_mismatch_ndc(facts: LineFacts) -> Hit | None:
         if facts.product is None or facts.product.hcpcs != J7507:
             return None
         expected = EXACT.multiply(quantity, dec(facts.product.strength_mg))
-        basis = f"{text(quantity)} × {text(facts.product.strength_mg)} mg"
     elif unit == "ME":
-        expected, basis = quantity, f"{text(quantity)} mg"
+        expected = quantity
     elif unit == "GR":
-        expected, basis = EXACT.multiply(quantity, _GRAMS), f"{text(quantity)} g"
+        expected = EXACT.multiply(quantity, _GRAMS)
     else:
         return None
     if units == expected:
         return None
+    # Words only for a finding: formatting numbers costs more than the check itself.
+    if unit in (None, "UN"):
+        assert facts.product is not None
+        basis = f"{text(quantity)} × {text(facts.product.strength_mg)} mg"
+    else:
+        basis = f"{text(quantity)} {'mg' if unit == 'ME' else 'g'}"
     capsules = unit in (None, "UN") and units == quantity
     return Hit(
         message=(

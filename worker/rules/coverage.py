@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import calendar
 from datetime import date
+from functools import lru_cache
 
 from worker.rules.facts import LineFacts
 from worker.rules.registry import Hit, rule
@@ -82,9 +83,8 @@ def diagnosis_not_covered(facts: LineFacts) -> Hit | None:
     Codes compare upper-case without the dot. Z94.5 (skin), Z94.6 (bone) and Z94.7 (cornea) are
     transplant statuses that are not covered. A claim with no diagnosis code at all fires too.
     """
-    prefixes = facts.settings.covered_diagnosis_prefixes
     codes = facts.claim_facts.diagnosis_codes
-    if any(code.startswith(prefixes) for code in codes):
+    if _any_covered(codes, facts.settings.covered_diagnosis_prefixes):
         return None
     return Hit(
         message=(
@@ -95,6 +95,11 @@ def diagnosis_not_covered(facts: LineFacts) -> Hit | None:
         evidence={"diagnosis_codes": list(codes)},
         fix="Add the transplant status or complication code documented in the record (e.g. Z94.0 kidney).",
     )
+
+
+@lru_cache(maxsize=4096)  # a claim's diagnosis codes are one of a few hundred combinations
+def _any_covered(codes: tuple[str, ...], prefixes: tuple[str, ...]) -> bool:
+    return any(code.startswith(prefixes) for code in codes)
 
 
 def _has_kx(facts: LineFacts) -> bool:

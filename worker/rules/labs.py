@@ -107,25 +107,28 @@ def renal_function_declining(facts: LineFacts) -> Hit | None:
     later value "≥ 1.5 × the lowest" and holds the claim for a person to check. Evidence carries
     every comparison that fired, as written.
     """
-    evidence: dict[str, object] = {}
-    reasons = []
     egfr = facts.labs_in_window("egfr")
-    if egfr and egfr[-1].value is not None and egfr[-1].value < EGFR_FLOOR:
-        evidence |= {"egfr": egfr[-1].value, "egfr_date": effective_date(egfr[-1]), "egfr_floor": EGFR_FLOOR}
-        reasons.append(f"eGFR {text(egfr[-1].value)} is below {text(EGFR_FLOOR)}")
+    egfr_low = bool(egfr) and egfr[-1].value is not None and egfr[-1].value < EGFR_FLOOR
     creatinine = facts.labs_in_window("creatinine")
+    rising = False
     if creatinine:
         newest = creatinine[-1].value
-        lowest = min(lab.value for lab in creatinine if lab.value is not None)
+        lowest = min([lab.value for lab in creatinine if lab.value is not None])
         # min() on doubles picks the same lab as on their decimals; only the product needs decimals.
-        if newest is not None and dec(newest) >= EXACT.multiply(CREATININE_RISE, dec(lowest)):
-            evidence |= {"creatinine": newest, "lowest_creatinine": lowest}
-            reasons.append(
-                f"creatinine {text(newest)} is at least {text(CREATININE_RISE)}× the lowest in the window "
-                f"({text(lowest)})"
-            )
-    if not reasons:
+        rising = newest is not None and dec(newest) >= EXACT.multiply(CREATININE_RISE, dec(lowest))
+    if not egfr_low and not rising:
         return None
+    evidence: dict[str, object] = {}
+    reasons = []
+    if egfr_low:
+        evidence |= {"egfr": egfr[-1].value, "egfr_date": effective_date(egfr[-1]), "egfr_floor": EGFR_FLOOR}
+        reasons.append(f"eGFR {text(egfr[-1].value)} is below {text(EGFR_FLOOR)}")  # type: ignore[arg-type]
+    if rising:
+        assert newest is not None
+        evidence |= {"creatinine": newest, "lowest_creatinine": lowest}
+        reasons.append(
+            f"creatinine {text(newest)} is at least {text(CREATININE_RISE)}× the lowest in the window ({text(lowest)})"
+        )
     return Hit(
         message="Renal function is declining: " + "; ".join(reasons) + ".",
         evidence=evidence,

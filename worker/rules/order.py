@@ -170,12 +170,14 @@ def early_refill(facts: LineFacts) -> Hit | None:
     one.
     """
     early: list[tuple[int, PriorLine]] = []
+    dos, window = facts.dos, facts.settings.refill_window_days
     for prior in facts.claim_facts.prior_lines:
         line = prior.line
-        if line.days_supply is None or line.date_of_service >= facts.dos:
+        supply = line.days_supply
+        if supply is None or line.date_of_service >= dos:
             continue
-        remaining = (line.date_of_service - facts.dos).days + line.days_supply
-        if remaining > facts.settings.refill_window_days:
+        remaining = (line.date_of_service - dos).days + supply
+        if remaining > window:
             early.append((remaining, prior))
     if not early:
         return None

@@ -99,7 +99,7 @@ def interacting_drug_without_level(facts: LineFacts) -> Hit | None:
     from the drug's start_date through DOS (inclusive) satisfies it; evidence lists every drug
     without one.
     """
-    interacting = facts.reference.drugs(CYP3A4_CLASSES[0]) | facts.reference.drugs(CYP3A4_CLASSES[1])
+    interacting = facts.reference.drugs_of(CYP3A4_CLASSES)
     missing_level = [
         rx
         for rx in facts.active_prescriptions

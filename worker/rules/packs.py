@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,7 @@ class PackSettings(_Strict):
         return target.early if early else target.later
 
 
+@lru_cache(maxsize=8192)  # codes recur on every claim; bounded because input can be anything
 def normalize_diagnosis(code: str) -> str:
     """ICD-10-CM codes compare upper-case with the dot removed (Z94.0 == Z940)."""
     return code.strip().upper().replace(".", "")

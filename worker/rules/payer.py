@@ -19,6 +19,7 @@ from worker.rules.registry import Hit, rule
     settings=("requires_prior_auth",),
     policy_ref="payer",
     expected_carc="CO-197",
+    applies=lambda settings: settings.requires_prior_auth,
 )
 def prior_auth_missing(facts: LineFacts) -> Hit | None:
     """The payer requires prior authorization and none is APPROVED and valid on the date of service.
@@ -60,7 +61,14 @@ def prior_auth_missing(facts: LineFacts) -> Hit | None:
     )
 
 
-@rule("prior-auth-pending", family="payer", outcomes=("HOLD",), settings=("requires_prior_auth",), policy_ref="payer")
+@rule(
+    "prior-auth-pending",
+    family="payer",
+    outcomes=("HOLD",),
+    settings=("requires_prior_auth",),
+    policy_ref="payer",
+    applies=lambda settings: settings.requires_prior_auth,
+)
 def prior_auth_pending(facts: LineFacts) -> Hit | None:
     """The payer requires prior authorization and it is still PENDING."""
     auth = facts.claim.prior_authorization
@@ -80,6 +88,7 @@ def prior_auth_pending(facts: LineFacts) -> Hit | None:
     settings=("specialty_pharmacy_npis",),
     policy_ref="payer",
     expected_carc="CO-242",
+    applies=lambda settings: bool(settings.specialty_pharmacy_npis),
 )
 def specialty_pharmacy_required(facts: LineFacts) -> Hit | None:
     """The payer mandates specialty pharmacies and the dispensing pharmacy is missing or not one of them."""
@@ -105,6 +114,7 @@ def specialty_pharmacy_required(facts: LineFacts) -> Hit | None:
     settings=("step_therapy_generic_first",),
     policy_ref="payer",
     expected_carc="CO-197",
+    applies=lambda settings: settings.step_therapy_generic_first,
 )
 def step_therapy_not_met(facts: LineFacts) -> Hit | None:
     """Brand J7507 product without a generic trial or a dispense-as-written justification.
@@ -148,6 +158,7 @@ def step_therapy_not_met(facts: LineFacts) -> Hit | None:
     settings=("lifetime_units_cap",),
     policy_ref="payer",
     expected_carc="CO-119",
+    applies=lambda settings: settings.lifetime_units_cap is not None,
 )
 def lifetime_cap_exceeded(facts: LineFacts) -> Hit | None:
     """Units of all prior lines plus this claim's J7507 lines up to this one exceed `lifetime_units_cap`.
@@ -176,7 +187,14 @@ def lifetime_cap_exceeded(facts: LineFacts) -> Hit | None:
     )
 
 
-@rule("non-preferred-product", family="payer", outcomes=("HOLD",), settings=("non_preferred_ndcs",), policy_ref="payer")
+@rule(
+    "non-preferred-product",
+    family="payer",
+    outcomes=("HOLD",),
+    settings=("non_preferred_ndcs",),
+    policy_ref="payer",
+    applies=lambda settings: bool(settings.non_preferred_ndcs),
+)
 def non_preferred_product(facts: LineFacts) -> Hit | None:
     """The NDC is on the payer's `non_preferred_ndcs` list.
 

@@ -18,6 +18,7 @@ from worker.exact import text as number_text
 
 if TYPE_CHECKING:
     from worker.rules.facts import LineFacts
+    from worker.rules.packs import PackSettings
 
 Family = Literal["coding", "order", "coverage", "overlap", "labs", "payer"]
 
@@ -68,6 +69,10 @@ class Hit:
 
 
 Check = Callable[["LineFacts"], Hit | None]
+# A rule that can only fire when a pack setting is on says so: the evaluator then leaves it out of
+# the packs where it is off (most payer rules are off in most packs), instead of calling it per line.
+# The rule still checks the setting itself, so calling it directly gives the same answer.
+Applies = Callable[["PackSettings"], bool]
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class RuleSpec:
     medicare_only: bool
     summary: str
     check: Check = field(repr=False)
+    applies: Applies | None = field(default=None, repr=False, compare=False)
 
     def finding(self, hit: Hit) -> Finding:
         outcome = hit.outcome or self.outcomes[0]
@@ -131,6 +137,7 @@ def rule(
     expected_carc: str | None = None,
     settings: tuple[str, ...] = (),
     medicare_only: bool = False,
+    applies: Applies | None = None,
 ) -> Callable[[Check], Check]:
     """Register a rule under its public id; the first docstring line is its catalogue summary."""
 
@@ -148,6 +155,7 @@ def rule(
             medicare_only=medicare_only,
             summary=doc.splitlines()[0] if doc else rule_id,
             check=check,
+            applies=applies,
         )
         return check
 
