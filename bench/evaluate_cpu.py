@@ -29,12 +29,12 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
-from worker.context import PatientContext
-from worker.evaluate import Evaluator
-from worker.events import Bundle
-from worker.offline import decision_json, evaluate_bundle_text
-from worker.reference import load_reference
-from worker.rules.packs import load_packs
+from worker.engine.context import PatientContext
+from worker.engine.evaluate import Evaluator
+from worker.engine.events import Bundle
+from worker.engine.reference import load_reference
+from worker.engine.rules.packs import load_packs
+from worker.offline.offline import decision_json, evaluate_bundle_text
 
 DOS = date(2025, 12, 1)
 

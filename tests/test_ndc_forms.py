@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.rules.conftest import FORMULARY_PLAN, PROGRAF_1MG, claim_line, findings_for
-from worker.reference import load_reference, ndc_candidates, normalize_ndc
+from worker.engine.reference import load_reference, ndc_candidates, normalize_ndc
 
 FORMS = [
     # (as typed, normalized)

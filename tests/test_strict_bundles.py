@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from tests.rules.conftest import DROP, baseline, build, evaluator
-from worker.events import Claim, LabResult
-from worker.offline import OfflineResult, evaluate_lines
+from worker.engine.events import Claim, LabResult
+from worker.offline.offline import OfflineResult, evaluate_lines
 
 # (title, path, value, the field the error must name)
 WRONG_TYPES: list[tuple[str, str, Any, str]] = [

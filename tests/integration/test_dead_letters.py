@@ -11,7 +11,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from worker import __version__, dlq
+from worker import __version__
+from worker.stream import dlq
 
 from .stream_helpers import (
     EXIT_PATIENCE_S,

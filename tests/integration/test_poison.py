@@ -24,7 +24,7 @@ from typing import Any
 
 from kafka import KafkaProducer, TopicPartition
 
-from worker.wire import PlainAvro
+from worker.codec.wire import PlainAvro
 
 from .conftest import PRODUCER_DEFAULTS
 from .stream_helpers import (

@@ -17,8 +17,8 @@ import pytest
 from kafka import TopicPartition
 
 from worker import __version__
-from worker.avro import schema_json
-from worker.wire import PlainAvro
+from worker.codec.avro import schema_json
+from worker.codec.wire import PlainAvro
 
 from .stream_helpers import (
     WRITE_SYSCALL,

@@ -37,8 +37,8 @@ from tests.rules.conftest import (
     prior_claim,
     prior_line,
 )
-from worker.events import Finding
-from worker.exact import text, whole_units
+from worker.engine.events import Finding
+from worker.engine.exact import text, whole_units
 
 LIMIT_SETTINGS = settings(
     max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")),
