@@ -40,7 +40,7 @@ from kafka import KafkaProducer
 from worker.codec.wire import PlainAvro
 from worker.devkit.embedded import EmbeddedBroker, create_topics
 from worker.devkit.history import HistoryOptions, generate_history
-from worker.engine.context import time_ms
+from worker.engine.records import time_ms
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = {"claim": "ClaimSubmitted", "prescription": "PrescriptionRecorded", "lab": "LabResultRecorded"}

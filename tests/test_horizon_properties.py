@@ -18,10 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from worker.devkit.history import HistoryOptions, generate_history
-from worker.engine.context import OUT_OF_ORDER_SLACK, time_ms
 from worker.engine.context_store import ContextStore
 from worker.engine.evaluate import Evaluator
 from worker.engine.events import Claim, LabResult, Prescription
+from worker.engine.horizon import OUT_OF_ORDER_SLACK
+from worker.engine.records import time_ms
 from worker.engine.reference import load_reference
 from worker.engine.rules.packs import load_packs
 

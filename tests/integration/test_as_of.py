@@ -21,7 +21,7 @@ from kafka import KafkaProducer
 
 from worker.codec.wire import PlainAvro
 from worker.devkit.synthetic import SyntheticDataset, generate
-from worker.engine.context import time_ms
+from worker.engine.records import time_ms
 
 from .stream_helpers import (
     OfflineJudge,

@@ -8,7 +8,7 @@ getting their defaults.
 
 Two kinds of failure, on purpose:
 
-- ``worker.codec.avro.DecodeError``: the payload is bad and always will be: no magic byte, too short, an
+- ``worker.errors.DecodeError``: the payload is bad and always will be: no magic byte, too short, an
   id the registry does not know, a writer schema that is not an Avro record or cannot be resolved
   against ours, a truncated body. The stream dead-letters the record with its original bytes.
 - ``RegistryError``: the registry could not be asked or answered something unusable. Retrying the
@@ -40,8 +40,8 @@ from typing import IO, Any
 import structlog
 
 from worker import __version__
-from worker.codec.avro import AvroCodec, DecodeError, schema_json
-from worker.errors import ConfigError
+from worker.codec.avro import AvroCodec, schema_json
+from worker.errors import ConfigError, DecodeError
 
 log = structlog.get_logger("worker.registry")
 

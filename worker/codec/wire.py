@@ -17,7 +17,7 @@ SCHEMA_NAMES = ("ClaimSubmitted", "PrescriptionRecorded", "LabResultRecorded", "
 
 class WireFormat(Protocol):
     def decode(self, schema_name: str, payload: bytes) -> dict[str, Any]:
-        """Raises worker.codec.avro.DecodeError for anything that is not a valid record."""
+        """Raises worker.errors.DecodeError for anything that is not a valid record."""
         ...
 
     def encode(self, schema_name: str, record: Mapping[str, Any], topic: str) -> bytes: ...

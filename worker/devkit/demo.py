@@ -28,8 +28,8 @@ from kafka import KafkaProducer
 from worker.app import build_app, make_wire
 from worker.config import Settings, settings_from
 from worker.devkit.synthetic import SyntheticEvent, generate
-from worker.engine.context import time_ms
 from worker.engine.events import Decision, Finding
+from worker.engine.records import time_ms
 
 # The demo's payer overrides switch on the payer rules for its synthetic commercial payers.
 DEMO_PAYER_CONFIG = Path(__file__).parent / "demo_payers"

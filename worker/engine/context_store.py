@@ -16,8 +16,10 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC
 
-from worker.engine.context import Horizon, LabFacts, PatientContext, PatientRecord, RxFacts, prior_claim
+from worker.engine.context import PatientContext
 from worker.engine.events import Claim, LabResult, Prescription
+from worker.engine.horizon import Horizon, PatientRecord
+from worker.engine.records import LabFacts, RxFacts, prior_claim
 
 CONTEXT_KINDS = ("patients", "prescriptions", "labs", "prior_claims")
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from worker import __version__
-from worker.engine.context import Horizon, PatientContext
+from worker.engine.context import PatientContext
 from worker.engine.events import (
     Claim,
     Decision,
@@ -21,6 +21,7 @@ from worker.engine.events import (
     LineOutcome,
     Source,
 )
+from worker.engine.horizon import Horizon
 from worker.engine.reference import ReferenceData
 from worker.engine.rules import RULES, RuleSpec
 from worker.engine.rules.facts import ClaimFacts, LineFacts

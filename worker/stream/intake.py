@@ -11,9 +11,9 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from worker.codec.avro import DecodeError
 from worker.codec.wire import WireFormat
 from worker.engine.events import Claim, LabResult, Prescription
+from worker.errors import DecodeError
 from worker.offline.offline import describe_validation_error
 from worker.stream.bounds import claim_lines_problem
 from worker.stream.dlq import ContractError, Reason

@@ -3,14 +3,16 @@
 One iteration (every step on the main thread; the kafka-python consumer is not thread-safe):
 
 1. poll claims from the group consumer (the claims topic only) and queue them per partition;
-2. apply queued rebalance events (`worker.stream.rebalance`): a new partition is read from the beginning,
-   its claims below the committed offset replayed as history, so its context is rebuilt as of its
-   first undecided claim (Kafka Streams restores a source-topic table to the committed offset too);
+2. apply queued rebalance events (`worker.stream.rebalance` plans, `worker.stream.partitions` applies):
+   a new partition is read from the beginning, its claims below the committed offset replayed as
+   history, so its context is rebuilt as of its first undecided claim (Kafka Streams restores a
+   source-topic table to the committed offset too);
 3. read the context topics and apply each record, with its time, to the versioned store;
 4. ask for context end offsets where a queued claim needs them (`worker.stream.merge`: the freshness rule);
 5. decide every claim whose context is complete, as of its time; dead-letter bad input;
 6. checkpoint (`worker.stream.ledger`): flush, check every acknowledgement, then commit;
-7. pause what is ahead (context ahead of its claims, long claim queues), resume the rest.
+7. pause what is ahead (context ahead of its claims, long claim queues), resume the rest; gauges and
+   health (`worker.stream.flow`).
 
 Co-partitioning: only the claims topic is subscribed by the group; the worker follows the same
 partition numbers of the two context topics by manual assignment (the start-up check refuses
@@ -21,11 +23,10 @@ a poison context record read again during a rebuild is not dead-lettered twice.
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -38,19 +39,20 @@ from kafka.structs import OffsetAndMetadata
 from worker.codec.registry import RegistryError
 from worker.codec.wire import WireFormat
 from worker.config import Settings
-from worker.engine.context_store import CONTEXT_KINDS, ContextStore
+from worker.engine.context_store import ContextStore
 from worker.engine.evaluate import Evaluator
 from worker.engine.events import Claim, Decision, Source
-from worker.errors import ConfigError
 from worker.observability import Health, Metrics
 from worker.stream import kafka_clients
 from worker.stream.feed import ContextFeed, ReadyClaim, RejectedRecord, UnreadableRecord
+from worker.stream.flow import FlowControl
 from worker.stream.intake import Rejected
 from worker.stream.ledger import DeliveryError, OffsetLedger, OnAck
 from worker.stream.merge import TimeOrderedMerge, Tp
 from worker.stream.outputs import Origin, Outputs
+from worker.stream.partitions import PartitionLifecycle
 from worker.stream.polling import UNREADABLE_MESSAGE, Unreadable, poll_safely
-from worker.stream.rebalance import RebalanceQueue, plan_rebalance
+from worker.stream.rebalance import RebalanceQueue
 
 __all__ = ["DeliveryError", "StreamWorker"]
 
@@ -76,16 +78,7 @@ def _unreadable(marker: Unreadable) -> Rejected:
     return Rejected("decode", RuntimeError(marker.error_class), UNREADABLE_MESSAGE)
 
 
-def _repause(consumer: KafkaConsumer, paused: set[TopicPartition], wanted: set[TopicPartition]) -> set[TopicPartition]:
-    """Pause and resume so that exactly `wanted` is paused; returns it."""
-    if wanted - paused:
-        consumer.pause(*(wanted - paused))
-    if paused - wanted:
-        consumer.resume(*(paused - wanted))
-    return wanted
-
-
-class StreamWorker:
+class StreamWorker(PartitionLifecycle, FlowControl):
     def __init__(
         self,
         settings: Settings,
@@ -200,24 +193,6 @@ class StreamWorker:
             self.producer.close(timeout=5)
         log.info("worker_stopped")
 
-    def _check_topics(self) -> None:
-        assert self.group is not None
-        counts: dict[str, int] = {}
-        for topic in (*self.topics.inputs, self.topics.decisions, self.topics.dead_letter):
-            partitions = self.group.partitions_for_topic(topic)
-            if not partitions:
-                raise ConfigError(f"topic {topic!r} does not exist (the worker never creates topics)")
-            counts[topic] = len(partitions)
-        inputs = {topic: counts[topic] for topic in self.topics.inputs}
-        if self.settings.context_scope == "partition" and len(set(inputs.values())) != 1:
-            described = ", ".join(f"{topic}={count}" for topic, count in inputs.items())
-            raise ConfigError(
-                f"input topics are not co-partitioned (partition counts {described}); fix the topics or run "
-                "with --context-scope global"
-            )
-        self._claims_count = counts[self.topics.claims]
-        self._context_counts = {topic: counts[topic] for topic in self.topics.context}
-
     # --- one iteration ----------------------------------------------------------------------------
 
     def _iterate(self) -> None:
@@ -246,105 +221,6 @@ class StreamWorker:
     def _idle_wait_ms(self) -> int:
         grace = self.merge.grace_wait_ms()
         return POLL_TIMEOUT_MS if grace is None else max(1, min(POLL_TIMEOUT_MS, grace))
-
-    def _beat(self) -> None:
-        """The loop is alive (also during long rebuilds): /livez and the heartbeat metric agree."""
-        self.health.beat()
-        self.metrics.loop_heartbeat.set(time.time())
-
-    def _update_readiness(self) -> None:
-        """/readyz: ready once the worker joined its group and rebuilt the context of its assignment."""
-        if self._listener.events:
-            reason: str | None = "rebalance in progress"
-        elif not self._joined:
-            reason = "joining the consumer group"
-        elif self._rebuilding:
-            reason = f"rebuilding the context of partitions {sorted(self._rebuilding)}"
-        else:
-            reason = None
-        if reason is None and not self.health.ready()[0]:
-            log.info("worker_ready", partitions=sorted(self.merge.tasks), **dict(self.store.sizes))
-        self.health.set_ready(reason)
-
-    # --- rebalance ----------------------------------------------------------------------------------
-
-    def _apply_rebalance(self) -> None:
-        assert self.group is not None
-        events = self._listener.drain()
-        if not events:
-            return
-        for event, numbers, _ in events:
-            self.metrics.rebalances.labels(event=event).inc()
-            log.info("rebalance", event_type=event, partitions=sorted(numbers))
-        plan = plan_rebalance(((event, numbers) for event, numbers, _ in events), self.merge.tasks)
-        self._joined = self._joined or plan.joined
-        self._release(set(plan.release))
-        for partition in plan.handed_back:
-            self.merge.reset_queue(partition)
-        if plan.new:
-            self._open(set(plan.new))
-        assigned = {tp for event, _, tps in events if event == "assigned" for tp in tps}
-        if assigned:
-            self.group.resume(*assigned)
-
-    def _context_tps_for(self, partitions: Iterable[int]) -> set[TopicPartition]:
-        if self.store.global_scope:
-            return {
-                TopicPartition(topic, number)
-                for topic, count in self._context_counts.items()
-                for number in range(count)
-            }
-        return {TopicPartition(topic, number) for topic in self.topics.context for number in partitions}
-
-    def _open(self, partitions: set[int]) -> None:
-        """Rebuild new partitions: read claims and context from the beginning, in time order."""
-        assert self.group is not None and self.context is not None
-        started = time.monotonic()
-        if self.consuming_since is None:
-            self.consuming_since = started
-        new_context = self._context_tps_for(partitions) - self._context_tps
-        for tp in new_context:
-            self.ledger.know_committed(tp, self._committed(tp))
-        if new_context:
-            self._context_tps |= new_context
-            self.context.assign(sorted(self._context_tps))
-            self.context.seek_to_beginning(*new_context)
-        for number in partitions:
-            claims_tp = TopicPartition(self.topics.claims, number)
-            committed = self._committed(claims_tp)
-            self.ledger.know_committed(claims_tp, committed)
-            self.group.seek_to_beginning(claims_tp)
-            self.merge.open(number, self._context_tps_for([number]), replay_until=committed)
-            if committed > 0:
-                self._rebuilding[number] = started
-        log.info("partitions_opened", partitions=sorted(partitions), rebuilding=sorted(self._rebuilding))
-
-    def _committed(self, tp: TopicPartition) -> int:
-        assert self.group is not None
-        return self.group.committed(tp) or 0
-
-    def _release(self, partitions: set[int]) -> None:
-        if not partitions:
-            return
-        assert self.context is not None
-        for number in partitions:
-            self.store.drop(number)
-            orphaned = self.merge.close(number)
-            self._rebuilding.pop(number, None)
-            self.ledger.forget([TopicPartition(self.topics.claims, number)])
-            if not self.store.global_scope:
-                gone = {TopicPartition(*tp) for tp in orphaned}
-                self._context_tps -= gone
-                self._paused_context -= gone
-                self.ledger.forget(gone)
-        self.context.assign(sorted(self._context_tps))
-        # Series for partitions another worker now owns would show stale lag on the dashboards.
-        for tp in list(self._series_tps):
-            if tp.partition in partitions and (tp.topic == self.topics.claims or not self.store.global_scope):
-                self._series_tps.discard(tp)
-                for gauge in (self.metrics.consumer_lag, self.metrics.last_commit):
-                    with contextlib.suppress(KeyError):
-                        gauge.remove(tp.topic, str(tp.partition))
 
     # --- input ------------------------------------------------------------------------------------
 
@@ -503,50 +379,3 @@ class StreamWorker:
         )
         if self.on_decision is not None:
             self.on_decision(decision)
-
-    # --- flow control and health ------------------------------------------------------------------
-
-    def _flow_control(self) -> None:
-        """Pause what is ahead (`TimeOrderedMerge.pause_plan`), resume the rest."""
-        assert self.group is not None and self.context is not None
-        group = self.group
-
-        def caught_up(partition: int) -> bool:
-            task = self.merge.tasks[partition]
-            highwater = group.highwater(TopicPartition(self.topics.claims, partition))
-            fetched = task.queue[-1].offset + 1 if task.queue else task.next_offset
-            return highwater is not None and fetched >= highwater
-
-        context, claims = self.merge.pause_plan(caught_up)
-        self._paused_context = _repause(self.context, self._paused_context, {TopicPartition(*tp) for tp in context})
-        self._paused_claims = _repause(
-            group, self._paused_claims, {TopicPartition(self.topics.claims, number) for number in claims}
-        )
-
-    def _check_waiting(self) -> None:
-        waiting = self.merge.waiting_longest()
-        if waiting is None:
-            return
-        partition, since = waiting
-        if time.monotonic() - since > self.settings.context_sync_timeout_s:
-            raise DeliveryError(
-                f"claims of partition {partition} waited more than {self.settings.context_sync_timeout_s:g}s for "
-                "their context partitions to catch up"
-            )
-
-    def _update_gauges(self) -> None:
-        assert self.group is not None and self.context is not None
-        self.metrics.assigned_partitions.set(len(self.merge.tasks))
-        for kind in CONTEXT_KINDS:
-            self.metrics.context_entries.labels(kind=kind).set(self.store.sizes[kind])
-        claims_tps = [TopicPartition(self.topics.claims, number) for number in sorted(self.merge.tasks)]
-        for consumer, tps in ((self.group, claims_tps), (self.context, sorted(self._context_tps))):
-            for tp in tps:
-                highwater = consumer.highwater(tp)
-                position = self.ledger.consumed.get(tp)
-                if highwater is None or position is None:
-                    continue
-                self._series_tps.add(tp)
-                self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
-                    max(0, highwater - position)
-                )

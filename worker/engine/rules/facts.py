@@ -9,7 +9,8 @@ from bisect import bisect_left
 from datetime import UTC, date, timedelta
 from decimal import Decimal
 
-from worker.engine.context import LabFacts, PatientContext, PriorLine, RxFacts
+from worker.engine.context import PatientContext
+from worker.engine.records import LabFacts, PriorLine, RxFacts
 
 __all__ = ["ClaimFacts", "LineFacts", "PriorLine", "effective_date", "is_tacrolimus_ir_oral"]
 from worker.engine.events import Claim, ClaimLine

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.engine.context import RxFacts
+from worker.engine.records import RxFacts
 from worker.engine.rules.facts import TACROLIMUS, LineFacts
 from worker.engine.rules.registry import Hit, rule
 
