@@ -1,4 +1,4 @@
-"""Strict bundles (contract.md "Offline evaluation", issue 12): nothing is coerced.
+"""Strict bundles (contract.md "Offline evaluation"): nothing is coerced.
 
 Each row puts one wrong JSON type or value into an otherwise clean bundle (the rule tables'
 baseline, which decides ACCEPT) and expects an error line that names the field and never quotes

@@ -45,7 +45,7 @@ from .stream_helpers import (
 TopicFactory = Callable[..., str]
 GroupIdFactory = Callable[..., str]
 
-# A guard only: a healthy worker exits within a second or two of SIGTERM (the brief: ~10 s).
+# A guard only: a healthy worker exits within a second or two of SIGTERM (the README: within 10 s).
 SIGTERM_PATIENCE_S = 15.0
 
 

@@ -418,5 +418,5 @@ def check(
 
 
 def xfail_engine(reason: str) -> Any:
-    """A case where the engine disagrees with rules.md (reported to the lead; keep the suite green)."""
+    """A case where the engine disagrees with rules.md (strict xfail: it fails loudly once the engine is fixed)."""
     return pytest.mark.xfail(strict=True, reason=reason)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from worker.codec.wire import WireFormat
 from worker.engine.events import Claim, LabResult, Prescription
@@ -24,7 +24,6 @@ SCHEMA_OF: dict[Kind, str] = {
     "prescription": "PrescriptionRecorded",
     "lab": "LabResultRecorded",
 }
-MODEL_OF: dict[Kind, type[BaseModel]] = {"claim": Claim, "prescription": Prescription, "lab": LabResult}
 
 E = TypeVar("E", Claim, Prescription, LabResult)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from worker.config import Settings
@@ -91,7 +90,3 @@ def producer(settings: Settings) -> KafkaProducer:
         **overrides,
     }
     return KafkaProducer(**config)
-
-
-def admin(settings: Settings) -> KafkaAdminClient:
-    return KafkaAdminClient(**_common(settings, "j7507-worker-admin"))
