@@ -2,5 +2,5 @@
 
 It may import `worker.engine` (the records it decodes into), `worker.config` and `worker.errors`; never
 `worker.stream`, `worker.offline` or `worker.devkit` (enforced by `lint-imports`). `tls` lives here
-because its first user is the registry client; the stream's Kafka clients borrow it from here.
+because its library user is the registry client (its docstring says more).
 """

@@ -5,6 +5,10 @@ bootstrap until it times out, and says "NoBrokersAvailable". Before any Kafka cl
 `check_kafka_tls` makes one TLS handshake with the first bootstrap server that accepts a TCP
 connection and turns a certificate problem into a configuration error naming the setting. A
 server that does not answer at all is not a TLS problem: the worker's own retries handle it.
+
+It lives in `worker.codec` because it is client-side connection code and its one library user is
+the schema registry client (`worker.codec.registry`); the CLI calls the probe before it starts the
+stream or the dead-letter tools. It imports only the settings and errors, so any layer may use it.
 """
 
 from __future__ import annotations
