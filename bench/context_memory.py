@@ -1,6 +1,6 @@
 """Resident memory per patient while the worker catches up on years of history (not a test).
 
-For each history length (default 2 and 4 years of the monthly history of worker/history.py: a
+For each history length (default 2 and 4 years of the monthly history of worker/devkit/history.py: a
 claim, three labs and a quarterly prescription renewal per month), on the embedded broker (or
 KAFKA_BOOTSTRAP_SERVERS):
 
@@ -37,10 +37,10 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-from worker.context import time_ms
-from worker.embedded import EmbeddedBroker, create_topics
-from worker.history import HistoryOptions, generate_history
-from worker.wire import PlainAvro
+from worker.codec.wire import PlainAvro
+from worker.devkit.embedded import EmbeddedBroker, create_topics
+from worker.devkit.history import HistoryOptions, generate_history
+from worker.engine.records import time_ms
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = {"claim": "ClaimSubmitted", "prescription": "PrescriptionRecorded", "lab": "LabResultRecorded"}

@@ -14,7 +14,7 @@ matters less); each figure is the best of R repeats of N iterations, after a war
 - evaluate only: claim and context ready; Evaluator.decide (the stream's per-claim cost)
 - decision to JSON: decision_json + json.dumps of the result
 
-Then the bounds of issue 13, "evaluate only" against the typical bundle measured in the same run:
+Then the claim bounds (worker/stream/bounds.py), "evaluate only" against the typical bundle of this run:
 a claim of 50 identical J7507 lines (X12 837P's maximum, MAX_CLAIM_LINES; duplicate-line fires on
 49 of them), and a patient with 200 prior claims. Rules are linear in lines and history, so the
 cost per line stays flat and the decision's size is bounded (evidence lists are capped).
@@ -29,12 +29,12 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
-from worker.context import PatientContext
-from worker.evaluate import Evaluator
-from worker.events import Bundle
-from worker.offline import decision_json, evaluate_bundle_text
-from worker.reference import load_reference
-from worker.rules.packs import load_packs
+from worker.engine.context import PatientContext
+from worker.engine.evaluate import Evaluator
+from worker.engine.events import Bundle
+from worker.engine.reference import load_reference
+from worker.engine.rules.packs import load_packs
+from worker.offline.offline import decision_json, evaluate_bundle_text
 
 DOS = date(2025, 12, 1)
 

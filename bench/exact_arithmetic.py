@@ -5,7 +5,7 @@
 rules.md says numbers compare as the decimals they are written as. Both candidates start from a
 double's shortest repr; they differ in what they compute with:
 
-- decimal: `Decimal(repr(x))`, products in a wide decimal context (worker/exact.py)
+- decimal: `Decimal(repr(x))`, products in a wide decimal context (worker/engine/exact.py)
 - scaled int: parse repr into (integer mantissa, power of ten), cross-multiply integers
 - float: today's inexact comparison, for the baseline
 
@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 
-from worker.exact import EXACT, dec
+from worker.engine.exact import EXACT, dec
 
 CREATININE, LOWEST = 1.2, 0.8
 DOSE, DOSES, WEIGHT, MAX_PER_KG = 5.4, 3, 40.5, 0.4

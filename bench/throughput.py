@@ -30,11 +30,11 @@ from kafka.structs import OffsetAndMetadata
 
 from worker import kafka_clients
 from worker.app import build_app
+from worker.codec.wire import PlainAvro
 from worker.config import Settings, Topics
-from worker.embedded import EmbeddedBroker, create_topics
-from worker.stream import GIL_SWITCH_INTERVAL_S
-from worker.synthetic import generate
-from worker.wire import PlainAvro
+from worker.devkit.embedded import EmbeddedBroker, create_topics
+from worker.devkit.synthetic import generate
+from worker.stream.loop import GIL_SWITCH_INTERVAL_S
 
 FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
 

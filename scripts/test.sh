@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up and run the whole test suite: lint, types, unit, integration (embedded Kafka broker,
+# Set up and run the whole test suite: lint, types, import contracts, unit, integration (embedded Kafka broker,
 # real Prometheus, Helm, stunnel TLS, the podman-built image, the AsyncAPI parser). Extra
 # arguments go to pytest.
 set -euo pipefail
@@ -28,4 +28,5 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+.venv/bin/lint-imports  # the layers' import contracts in pyproject.toml [tool.importlinter]
 .venv/bin/python -m pytest "$@"

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from worker import __version__, dlq
+from worker import __version__
 from worker.config import Topics
-from worker.dead_letters import REASONS, WORKER_HEADERS
+from worker.offline.dead_letters import REASONS, WORKER_HEADERS
+from worker.stream import dlq
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCUMENT = REPO_ROOT / "docs" / "asyncapi.yaml"
@@ -76,8 +77,8 @@ def test_headers_are_the_ones_the_worker_writes() -> None:
     assert set(dead["required"]) == ALWAYS_SET
     assert dead["properties"][dlq.HEADER_REASON]["enum"] == list(REASONS)
     assert dead["properties"][dlq.HEADER_ERROR_MESSAGE]["maxLength"] == dlq.MAX_MESSAGE_BYTES
-    # The decision headers, as worker/stream.py sets them.
-    stream_source = (REPO_ROOT / "worker" / "stream.py").read_text(encoding="utf-8")
+    # The decision headers, as worker/stream/loop.py sets them.
+    stream_source = (REPO_ROOT / "worker" / "stream" / "loop.py").read_text(encoding="utf-8")
     decision = messages["ClaimDecision"]["headers"]
     for name in decision["required"]:
         assert f'("{name}", ' in stream_source

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.avro import SCHEMA_NAMES, AvroCodec, DecodeError, EncodeError, load_schema, schema_json
+from worker.codec.avro import SCHEMA_NAMES, AvroCodec, load_schema, schema_json
+from worker.errors import DecodeError, EncodeError
 
 PATIENT_ID = "P-EX1"
 

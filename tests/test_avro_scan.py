@@ -1,4 +1,4 @@
-"""The index and boolean scan (worker/avro_scan.py) on hand-written Avro binary."""
+"""The index and boolean scan (worker/codec/avro_scan.py) on hand-written Avro binary."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from worker.avro_scan import Malformed, check, compile_scan
+from worker.codec.avro_scan import Malformed, check, compile_scan
 
 SCHEMA: dict[str, Any] = fastavro.parse_schema(
     {

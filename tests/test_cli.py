@@ -176,7 +176,7 @@ def test_a_broken_crosswalk_exits_2_naming_the_file(tmp_path: Path, capsys: pyte
 def test_a_newer_crosswalk_is_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from importlib.resources import files
 
-    shipped = (files("worker") / "data" / "ndc_crosswalk.csv").read_text(encoding="utf-8")
+    shipped = (files("worker.engine") / "data" / "ndc_crosswalk.csv").read_text(encoding="utf-8")
     crosswalk = tmp_path / "newer.csv"
     crosswalk.write_text(
         shipped.rstrip("\n")

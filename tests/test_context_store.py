@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.context import Horizon
-from worker.context_store import ContextStore
-from worker.events import Claim, LabResult, Prescription
+from worker.engine.context_store import ContextStore
+from worker.engine.events import Claim, LabResult, Prescription
+from worker.engine.horizon import Horizon
 
 
 def rx(

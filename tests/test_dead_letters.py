@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from worker import dlq
-from worker.dead_letters import (
+from worker.offline.dead_letters import (
     SKIP_EMPTY,
     SKIP_NO_SOURCE,
     SKIP_NOT_AN_INPUT,
@@ -24,6 +23,7 @@ from worker.dead_letters import (
     summary_lines,
     table,
 )
+from worker.stream import dlq
 
 INPUTS = ("ehr.claims.v1", "ehr.prescriptions.v1", "ehr.lab-results.v1")
 MOMENT_MS = int(datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp() * 1000)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from worker.dlq import dead_letter
-from worker.events import Claim, Prescription
-from worker.intake import Rejected, read_event
-from worker.wire import PlainAvro
+from worker.codec.wire import PlainAvro
+from worker.engine.events import Claim, Prescription
+from worker.stream.dlq import dead_letter
+from worker.stream.intake import Rejected, read_event
 
 PATIENT = "P-SECRET-4242"
 CLAIM = {

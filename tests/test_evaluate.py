@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from worker.evaluate import Evaluator
-from worker.events import Decision
-from worker.offline import decision_json, evaluate_bundle_text
-from worker.reference import load_reference
-from worker.rules.packs import load_packs
+from worker.engine.evaluate import Evaluator
+from worker.engine.events import Decision
+from worker.engine.reference import load_reference
+from worker.engine.rules.packs import load_packs
+from worker.offline.offline import decision_json, evaluate_bundle_text
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLES: list[dict[str, Any]] = [

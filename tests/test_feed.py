@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
+from worker.codec.wire import PlainAvro
 from worker.config import Topics
-from worker.context_store import ContextStore
-from worker.evaluate import Evaluator
-from worker.events import Claim, LabResult, Prescription
-from worker.feed import ContextFeed, ReadyClaim, RejectedRecord
-from worker.merge import LOOKAHEAD_RECORDS, TimeOrderedMerge
-from worker.reference import load_reference
-from worker.rules.packs import load_packs
-from worker.wire import PlainAvro
+from worker.engine.context_store import ContextStore
+from worker.engine.evaluate import Evaluator
+from worker.engine.events import Claim, LabResult, Prescription
+from worker.engine.reference import load_reference
+from worker.engine.rules.packs import load_packs
+from worker.stream.feed import ContextFeed, ReadyClaim, RejectedRecord
+from worker.stream.merge import LOOKAHEAD_RECORDS, TimeOrderedMerge
 
 TOPICS = Topics(claims="claims", prescriptions="rx", lab_results="labs", decisions="out", dead_letter="dlq")
 RX, LABS = ("rx", 0), ("labs", 0)
@@ -192,7 +192,7 @@ def test_bad_records_are_rejected_in_their_place_in_the_partition() -> None:
 
 @pytest.mark.parametrize("source", ["kafka", "event_time"])
 def test_the_record_time_follows_the_timestamp_source(source: str) -> None:
-    from worker.feed import record_time
+    from worker.stream.feed import record_time
 
     record = Record("claims", 0, 0, 5_000, None, None)
     from datetime import UTC, datetime

@@ -17,13 +17,14 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from worker.context import OUT_OF_ORDER_SLACK, time_ms
-from worker.context_store import ContextStore
-from worker.evaluate import Evaluator
-from worker.events import Claim, LabResult, Prescription
-from worker.history import HistoryOptions, generate_history
-from worker.reference import load_reference
-from worker.rules.packs import load_packs
+from worker.devkit.history import HistoryOptions, generate_history
+from worker.engine.context_store import ContextStore
+from worker.engine.evaluate import Evaluator
+from worker.engine.events import Claim, LabResult, Prescription
+from worker.engine.horizon import OUT_OF_ORDER_SLACK
+from worker.engine.records import time_ms
+from worker.engine.reference import load_reference
+from worker.engine.rules.packs import load_packs
 
 EVALUATOR = Evaluator(load_packs(None), load_reference(None))
 MODELS = {"claim": Claim, "prescription": Prescription, "lab": LabResult}

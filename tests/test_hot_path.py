@@ -20,16 +20,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.avro import AvroCodec, EncodeError
-from worker.context import PatientContext, time_ms
-from worker.evaluate import DECISION_NAMESPACE, Evaluator, decision_id
-from worker.events import Bundle, Source
-from worker.exact import dec, text, whole_units
-from worker.offline import decision_json
-from worker.reference import load_reference
-from worker.rules import RULES
-from worker.rules.packs import Pack, load_packs
-from worker.synthetic import generate
+from worker.codec.avro import AvroCodec
+from worker.devkit.synthetic import generate
+from worker.engine.context import PatientContext
+from worker.engine.evaluate import DECISION_NAMESPACE, Evaluator, decision_id
+from worker.engine.events import Bundle, Source
+from worker.engine.exact import dec, text, whole_units
+from worker.engine.records import time_ms
+from worker.engine.reference import load_reference
+from worker.engine.rules import RULES
+from worker.engine.rules.packs import Pack, load_packs
+from worker.errors import EncodeError
+from worker.offline.offline import decision_json
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

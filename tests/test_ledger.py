@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import pytest
 
 from worker.errors import DeliveryError
-from worker.ledger import OffsetLedger, OnAck
+from worker.stream.ledger import OffsetLedger, OnAck
 
 
 class Broker:

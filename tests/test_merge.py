@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.merge import LOOKAHEAD_RECORDS, MAX_QUEUED_CLAIMS, QueuedClaim, TimeOrderedMerge
+from worker.stream.merge import LOOKAHEAD_RECORDS, MAX_QUEUED_CLAIMS, QueuedClaim, TimeOrderedMerge
 
 RX, LABS = ("rx", 0), ("labs", 0)
 

@@ -1,4 +1,4 @@
-"""NDC forms (rules.md "NDC form", issue 12): the forms billing offices type, normalized once.
+"""NDC forms (rules.md "NDC form"): the forms billing offices type, normalized once.
 
 Packages print 10-digit NDCs with dashes (4-4-2, 5-3-2, 5-4-1); claims need the 11-digit 5-4-2
 form, made by a leading zero on the short segment. An undashed 10-digit NDC is ambiguous: it stays
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.rules.conftest import FORMULARY_PLAN, PROGRAF_1MG, claim_line, findings_for
-from worker.reference import load_reference, ndc_candidates, normalize_ndc
+from worker.engine.reference import load_reference, ndc_candidates, normalize_ndc
 
 FORMS = [
     # (as typed, normalized)

@@ -14,8 +14,8 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
+from worker.engine.rules import RULES
 from worker.observability import BoundedHTTPServer, Health, Metrics, configure_logging, start_http_server
-from worker.rules import RULES
 
 PUBLIC_METRICS = {
     "j7507_records_consumed_total",

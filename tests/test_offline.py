@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from worker.evaluate import Evaluator
-from worker.offline import OfflineResult, evaluate_lines, write_results
-from worker.reference import load_reference
-from worker.rules.packs import load_packs
+from worker.engine.evaluate import Evaluator
+from worker.engine.reference import load_reference
+from worker.engine.rules.packs import load_packs
+from worker.offline.offline import OfflineResult, evaluate_lines, write_results
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLES = [

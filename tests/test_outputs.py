@@ -1,4 +1,4 @@
-"""Guarded outputs (worker/outputs.py) with a fake producer that behaves like kafka-python's."""
+"""Guarded outputs (worker/stream/outputs.py) with a fake producer that behaves like kafka-python's."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from kafka import errors as kafka_errors
 from prometheus_client import CollectorRegistry
 
-from worker.dlq import (
+from worker.observability import Metrics
+from worker.stream.dlq import (
     HEADER_ERROR_MESSAGE,
     HEADER_ORIGINAL_EMPTY,
     HEADER_ORIGINAL_HEADERS_DROPPED,
@@ -21,9 +22,8 @@ from worker.dlq import (
     HEADER_REASON,
     HEADER_SOURCE_OFFSET,
 )
-from worker.intake import Rejected
-from worker.observability import Metrics
-from worker.outputs import FRAMING_BYTES, DeliveryError, Origin, Outputs, record_size
+from worker.stream.intake import Rejected
+from worker.stream.outputs import FRAMING_BYTES, DeliveryError, Origin, Outputs, record_size
 
 LIMIT = 10_000  # the fake producer's max_request_size
 

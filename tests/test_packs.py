@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from worker.engine.evaluate import Evaluator
+from worker.engine.events import Claim
+from worker.engine.reference import load_reference
+from worker.engine.rules.packs import Pack, PackResolver, load_packs
 from worker.errors import ConfigError
-from worker.evaluate import Evaluator
-from worker.events import Claim
-from worker.offline import evaluate_bundle_text
-from worker.reference import load_reference
-from worker.rules.packs import Pack, PackResolver, load_packs
+from worker.offline.offline import evaluate_bundle_text
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PAYER_CONFIG = FIXTURES / "payer-config"
@@ -260,7 +260,7 @@ NEW_ROW = f"{NEW_NDC},J7507,1,tacrolimus,IMMEDIATE_RELEASE,ORAL,1,100,false,Test
 
 
 def _shipped_crosswalk() -> str:
-    return (files("worker") / "data" / "ndc_crosswalk.csv").read_text(encoding="utf-8")
+    return (files("worker.engine") / "data" / "ndc_crosswalk.csv").read_text(encoding="utf-8")
 
 
 def _newer_crosswalk(tmp_path: Path) -> Path:

@@ -11,9 +11,9 @@ import yaml
 
 from worker.__main__ import main
 from worker.cli_payers import schema_text
+from worker.engine.rules.packs import load_packs
 from worker.errors import ConfigError
-from worker.payer_check import check_directory
-from worker.rules.packs import load_packs
+from worker.offline.payer_check import check_directory
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = REPO_ROOT / "schemas" / "payer-override.schema.json"
@@ -29,7 +29,7 @@ def test_the_shipped_schema_is_the_generated_one(capsys: pytest.CaptureFixture[s
 
 
 @pytest.mark.parametrize(
-    "path", sorted([*EXAMPLES.glob("*.yaml"), *(REPO_ROOT / "worker" / "demo_payers").glob("*.yaml")])
+    "path", sorted([*EXAMPLES.glob("*.yaml"), *(REPO_ROOT / "worker" / "devkit" / "demo_payers").glob("*.yaml")])
 )
 def test_every_shipped_override_validates_against_the_schema(path: Path) -> None:
     jsonschema.validate(yaml.safe_load(path.read_text(encoding="utf-8")), json.loads(SHIPPED.read_text()))

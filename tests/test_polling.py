@@ -1,4 +1,4 @@
-"""poll_safely (worker/polling.py) with a fake consumer in the state kafka-python 3.x leaves."""
+"""poll_safely (worker/stream/polling.py) with a fake consumer in the state kafka-python 3.x leaves."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from kafka import TopicPartition
 from kafka import errors as kafka_errors
 from structlog.testing import capture_logs
 
-from worker.polling import Unreadable, UnreadablePositionUnknown, poll_safely
+from worker.stream.polling import Unreadable, UnreadablePositionUnknown, poll_safely
 
 TP = TopicPartition("ehr.claims.v1", 2)
 RAW = "b'\\xffsecret-header'"  # what kafka-python's message quotes
@@ -97,7 +97,7 @@ def test_other_errors_are_not_taken_for_unparseable_records() -> None:
 def test_an_empty_in_line_slot_no_longer_keeps_parked_records_from_being_restored() -> None:
     from types import SimpleNamespace
 
-    from worker.polling import release_parked_fetches
+    from worker.stream.polling import release_parked_fetches
 
     class Drained:
         def __bool__(self) -> bool:

@@ -24,10 +24,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from worker.evaluate import Evaluator
-from worker.offline import OfflineResult, evaluate_lines
-from worker.reference import load_reference
-from worker.rules.packs import load_packs
+from worker.engine.evaluate import Evaluator
+from worker.engine.reference import load_reference
+from worker.engine.rules.packs import load_packs
+from worker.offline.offline import OfflineResult, evaluate_lines
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLES: list[dict[str, Any]] = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.rebalance import Event, RebalancePlan, plan_rebalance
+from worker.stream.rebalance import Event, RebalancePlan, plan_rebalance
 
 
 def plan(owned: set[int], *events: tuple[Event, set[int]]) -> RebalancePlan:

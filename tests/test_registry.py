@@ -19,9 +19,8 @@ import pytest
 from registry_standin import RegistryStandIn
 from structlog.testing import capture_logs
 
-from worker.avro import SCHEMA_NAMES, DecodeError, EncodeError, schema_json
-from worker.errors import ConfigError
-from worker.registry import (
+from worker.codec.avro import SCHEMA_NAMES, schema_json
+from worker.codec.registry import (
     CONTENT_TYPE,
     UNKNOWN_ID_TTL_S,
     RegistryError,
@@ -29,6 +28,7 @@ from worker.registry import (
     RegistryWire,
     registered_text,
 )
+from worker.errors import ConfigError, DecodeError, EncodeError
 
 PATIENT_ID = "P-REG-7731"
 USER, PASSWORD = "svc-j7507", "s3cret-Pa55word"

@@ -1,4 +1,4 @@
-"""Strict bundles (contract.md "Offline evaluation", issue 12): nothing is coerced.
+"""Strict bundles (contract.md "Offline evaluation"): nothing is coerced.
 
 Each row puts one wrong JSON type or value into an otherwise clean bundle (the rule tables'
 baseline, which decides ACCEPT) and expects an error line that names the field and never quotes
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from tests.rules.conftest import DROP, baseline, build, evaluator
-from worker.events import Claim, LabResult
-from worker.offline import OfflineResult, evaluate_lines
+from worker.engine.events import Claim, LabResult
+from worker.offline.offline import OfflineResult, evaluate_lines
 
 # (title, path, value, the field the error must name)
 WRONG_TYPES: list[tuple[str, str, Any, str]] = [

@@ -21,15 +21,15 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from worker.avro import AvroCodec
-from worker.events import Claim, LabResult, Prescription
-from worker.rules import RULES
-from worker.rules.packs import load_packs
-from worker.synthetic import PAYERS, SyntheticDataset, generate, write_bundles
+from worker.codec.avro import AvroCodec
+from worker.devkit.synthetic import PAYERS, SyntheticDataset, generate, write_bundles
+from worker.engine.events import Claim, LabResult, Prescription
+from worker.engine.rules import RULES
+from worker.engine.rules.packs import load_packs
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYER_CONFIG = ROOT / "examples" / "payer-config"
-DEMO_PAYER_CONFIG = ROOT / "worker" / "demo_payers"
+DEMO_PAYER_CONFIG = ROOT / "worker" / "devkit" / "demo_payers"
 PATIENTS = 300
 
 # contract.md: the fields each event must carry (optional ones may be null but are present too)

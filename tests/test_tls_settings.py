@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from worker.codec.tls import KAFKA_TLS_SETTINGS, REGISTRY_TLS_SETTINGS, check_settings_tls, client_context
 from worker.config import settings_from
 from worker.errors import ConfigError
-from worker.tls import KAFKA_TLS_SETTINGS, REGISTRY_TLS_SETTINGS, check_settings_tls, client_context
 
 
 def test_registry_tls_files_come_from_the_environment_and_must_exist(tmp_path: Path) -> None:

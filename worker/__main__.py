@@ -78,11 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from worker.bounds import DEFAULT_MAX_CLAIM_LINES
-    from worker.evaluate import Evaluator
-    from worker.offline import evaluate_lines, write_results
-    from worker.reference import load_reference
-    from worker.rules.packs import load_packs
+    from worker.engine.evaluate import Evaluator
+    from worker.engine.reference import load_reference
+    from worker.engine.rules.packs import load_packs
+    from worker.offline.offline import evaluate_lines, write_results
+    from worker.stream.bounds import DEFAULT_MAX_CLAIM_LINES
 
     evaluator = Evaluator(
         load_packs(_path_or_env(args.payer_config, "PAYER_CONFIG_DIR")),
@@ -115,7 +115,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _rules(args: argparse.Namespace) -> int:
-    from worker.catalogue import markdown_table, rule_entries, text_table
+    from worker.offline.catalogue import markdown_table, rule_entries, text_table
 
     if args.format == "json":
         print(json.dumps(rule_entries(), indent=2))

@@ -10,22 +10,22 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from worker import __version__
+from worker.codec.wire import PlainAvro, WireFormat
 from worker.config import Settings
-from worker.evaluate import Evaluator
-from worker.events import Decision
+from worker.engine.evaluate import Evaluator
+from worker.engine.events import Decision
+from worker.engine.reference import load_reference
+from worker.engine.rules import RULES
+from worker.engine.rules.packs import load_packs
 from worker.observability import Health, Metrics, configure_logging, start_http_server
-from worker.reference import load_reference
-from worker.rules import RULES
-from worker.rules.packs import load_packs
-from worker.stream import StreamWorker
-from worker.wire import PlainAvro, WireFormat
+from worker.stream.loop import StreamWorker
 
 log = structlog.get_logger("worker.app")
 
 
 def make_wire(settings: Settings) -> WireFormat:
     if settings.schema_registry_url:
-        from worker.registry import RegistryWire
+        from worker.codec.registry import RegistryWire
 
         return RegistryWire(
             settings.schema_registry_url,

@@ -3,7 +3,7 @@
 Reads with its own group-less consumer (manual assignment, no commits), so it never joins or moves
 the worker's consumer group and can run while the workers do. The key and value of a dead letter
 (patient data) never reach the terminal or a log: `show --raw FILE` writes the value to a file.
-Filtering, summaries and replay planning live in worker/dead_letters.py.
+Filtering, summaries and replay planning live in worker/offline/dead_letters.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from worker.dead_letters import (
+from worker.errors import ConfigError
+from worker.offline.dead_letters import (
     REASONS,
     Filters,
     Replay,
@@ -29,7 +30,6 @@ from worker.dead_letters import (
     summary_lines,
     table,
 )
-from worker.errors import ConfigError
 
 # How long a read waits for the broker to answer a fetch before it gives up: a guard against an
 # unreachable broker, not a pace (reading stops as soon as every partition is at its end).
@@ -125,8 +125,8 @@ def _filters(args: argparse.Namespace) -> Filters:
 
 
 def run_dead_letters_command(args: argparse.Namespace) -> int:
+    from worker.codec.tls import check_settings_tls
     from worker.config import settings_from
-    from worker.tls import check_settings_tls
 
     settings = settings_from(args)
     check_settings_tls(settings)
@@ -142,7 +142,7 @@ def run_dead_letters_command(args: argparse.Namespace) -> int:
 
 
 def _consumer(settings: Any) -> Any:
-    from worker.kafka_clients import assigned_consumer
+    from worker.stream.kafka_clients import assigned_consumer
 
     return assigned_consumer(settings, "dead-letters")
 
@@ -289,7 +289,7 @@ def _replay(settings: Any, filters: Filters, *, dry_run: bool) -> int:
     last_progress = time.monotonic()
     try:
         if not dry_run:
-            from worker.kafka_clients import producer as make_producer
+            from worker.stream.kafka_clients import producer as make_producer
 
             producer = make_producer(settings)
         for letter in read_all(consumer, settings.topics.dead_letter):

@@ -36,7 +36,7 @@ def add_payer_commands(commands: Any) -> None:
 
 
 def schema_text() -> str:
-    from worker.rules.packs import override_json_schema
+    from worker.engine.rules.packs import override_json_schema
 
     return json.dumps(override_json_schema(), indent=2, ensure_ascii=False) + "\n"
 
@@ -45,7 +45,7 @@ def run_payers_command(args: argparse.Namespace) -> int:
     if args.payers_command == "schema":
         sys.stdout.write(schema_text())
         return 0
-    from worker.payer_check import check_directory
+    from worker.offline.payer_check import check_directory
 
     result = check_directory(Path(args.directory))
     for line in result.summaries:

@@ -49,8 +49,8 @@ def add_stream_commands(commands: Any, add_rule_inputs: Callable[[argparse.Argum
 def run_stream_command(args: argparse.Namespace) -> int:
     if args.command == "run":
         from worker.app import build_app
+        from worker.codec.tls import check_settings_tls
         from worker.config import settings_from
-        from worker.tls import check_settings_tls
 
         settings = settings_from(args)
         check_settings_tls(settings)  # a CA that does not sign the broker's certificate: exit 2, named
@@ -72,7 +72,7 @@ def run_stream_command(args: argparse.Namespace) -> int:
             app.close()
         return 0
     if args.command == "demo":
-        from worker.demo import run_demo
+        from worker.devkit.demo import run_demo
 
         return run_demo(args)
     raise SystemExit(f"unknown command {args.command}")

@@ -100,7 +100,7 @@ class Settings:
     schema_registry_ssl_keyfile: str | None = None
     log_level: str = "INFO"
     max_batch: int = 500
-    # Service lines per claim; more is a `contract` dead letter (worker/bounds.py).
+    # Service lines per claim; more is a `contract` dead letter (worker/stream/bounds.py).
     max_claim_lines: int = 50
     # How long a batch may wait for context partitions to catch up before the worker gives up and
     # exits (Kubernetes restarts it): deciding with stale context would be worse than stopping.

@@ -3,7 +3,7 @@
 Broker choice, first match wins:
 1. ``KAFKA_BOOTSTRAP_SERVERS`` from the environment (a cluster someone else runs);
 2. a testcontainers Kafka, if a Docker engine answers;
-3. the embedded Tansu broker (``worker.embedded``), started once per session.
+3. the embedded Tansu broker (``worker.devkit.embedded``), started once per session.
 
 Tests never share topics or consumer groups: every test asks the factories for fresh ones, so
 tests stay independent whichever broker they run against.
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from worker.embedded import EmbeddedBroker, EmbeddedBrokerError, create_topics
+from worker.devkit.embedded import EmbeddedBroker, EmbeddedBrokerError, create_topics
 
 from .stream_helpers import EventProducer, StreamSetup, create_stream, new_producer
 

@@ -36,13 +36,13 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.partitioner.default import murmur2
 
 from worker.app import App, build_app
+from worker.codec.wire import PlainAvro
 from worker.config import Settings, Topics, settings_from
-from worker.evaluate import Evaluator
-from worker.events import Decision
-from worker.offline import evaluate_bundle_text
-from worker.reference import load_reference
-from worker.rules.packs import load_packs
-from worker.wire import PlainAvro
+from worker.engine.evaluate import Evaluator
+from worker.engine.events import Decision
+from worker.engine.reference import load_reference
+from worker.engine.rules.packs import load_packs
+from worker.offline.offline import evaluate_bundle_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLES_FILE = REPO_ROOT / "tests" / "fixtures" / "bundles.jsonl"
@@ -567,7 +567,7 @@ def log_end_offsets(
     """The end of each partition, by reading it with a fresh consumer up to the fetch high watermark.
 
     Not ListOffsets: the embedded broker (Tansu) answers it with the base offset of the newest batch
-    plus one, short of the end when that batch holds several records (worker/stream.py works around
+    plus one, short of the end when that batch holds several records (worker/stream/loop.py works around
     the same). A fresh consumer's fetches all happen after the call, so their high watermarks are
     current.
     """

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from worker.context import time_ms
-from worker.synthetic import SyntheticDataset, generate
-from worker.wire import PlainAvro
+from worker.codec.wire import PlainAvro
+from worker.devkit.synthetic import SyntheticDataset, generate
+from worker.engine.records import time_ms
 
 from .stream_helpers import (
     OfflineJudge,

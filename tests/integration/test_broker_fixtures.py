@@ -1,4 +1,4 @@
-"""The broker fixtures and worker.embedded do what the other integration tests rely on."""
+"""The broker fixtures and worker.devkit.embedded do what the other integration tests rely on."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from worker.embedded import EmbeddedBroker, EmbeddedBrokerError, create_topics, resolve_binary
+from worker.devkit.embedded import EmbeddedBroker, EmbeddedBrokerError, create_topics, resolve_binary
 
 # The shapes of the factory fixtures in conftest.py.
 ProducerFactory = Callable[..., Any]
@@ -151,7 +151,7 @@ def test_stopped_broker_leaves_no_process_and_refuses_connections() -> None:
 
 _PARENT_SCRIPT = """
 import sys, time
-from worker.embedded import EmbeddedBroker
+from worker.devkit.embedded import EmbeddedBroker
 broker = EmbeddedBroker().start()
 print(broker.bootstrap_servers, flush=True)
 time.sleep(120)

@@ -11,7 +11,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from worker import __version__, dlq
+from worker import __version__
+from worker.stream import dlq
 
 from .stream_helpers import (
     EXIT_PATIENCE_S,
@@ -94,7 +95,7 @@ def _seed(setup: StreamSetup, events: EventProducer) -> bytes:
     )  # type: ignore[list-item]
     # 2. A claim that is not Avro at all: a replay sends it back and the worker dead-letters it again.
     raw.send(_letter(setup, key, b"\x00garbage", "decode", 11))
-    # 3. A truncated original (issue 13's headers): never replayed.
+    # 3. A truncated original (the truncation headers): never replayed.
     truncated = _letter(setup, key, claim[:8], "decode", 12)
     extra = [(dlq.HEADER_ORIGINAL_SIZE, str(len(claim)).encode()), (dlq.HEADER_ORIGINAL_SHA256, b"ab" * 32)]
     raw.send(dlq.DeadLetter(truncated.key, truncated.value, truncated.headers + extra, "decode"))

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from worker.embedded import free_loopback_port
+from worker.devkit.embedded import free_loopback_port
 
 from .stream_helpers import REPO_ROOT, EventClock, EventProducer, OutputCollector, StreamSetup, load_example_bundles
 from .stream_helpers import personalise as personalised

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from worker.wire import PlainAvro
+from worker.codec.wire import PlainAvro
 
 from .stream_helpers import (
     OUTPUT_PATIENCE_S,

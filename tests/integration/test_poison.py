@@ -1,4 +1,4 @@
-"""Poison pills on the real broker (issue 13): no record may stop a partition.
+"""Poison pills on the real broker: no record may stop a partition.
 
 One worker process reads a claims partition on which every kind of record a buggy or hostile
 upstream can produce is followed by a good claim of the same patient. For each: the worker stays
@@ -24,7 +24,7 @@ from typing import Any
 
 from kafka import KafkaProducer, TopicPartition
 
-from worker.wire import PlainAvro
+from worker.codec.wire import PlainAvro
 
 from .conftest import PRODUCER_DEFAULTS
 from .stream_helpers import (
@@ -49,8 +49,8 @@ OUTPUT_LIMIT = 16_384  # the worker's producer max_request_size in this suite
 # A good claim behind a poison record is decided within this long (a guard, not a benchmark:
 # it is decided in milliseconds; a stopped partition never decides it).
 DECIDED_WITHIN_S = 30.0
-# The worker's resident memory may not grow past this while it digests the poison (the issue's
-# 25,000-line claim grew it past 1.6 GB).
+# The worker's resident memory may not grow past this while it digests the poison (a 25,000-line
+# claim once grew it past 1.6 GB).
 MEMORY_BOUND_BYTES = 700 * 2**20
 
 

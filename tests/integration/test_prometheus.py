@@ -28,9 +28,9 @@ from deploy.promql import all_queries
 from kafka import KafkaProducer
 
 from worker.app import App, build_app
+from worker.codec.wire import PlainAvro
 from worker.config import Settings, Topics
-from worker.synthetic import generate
-from worker.wire import PlainAvro
+from worker.devkit.synthetic import generate
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="Debian package 'prometheus' is not installed")

@@ -20,8 +20,8 @@ from kafka import KafkaConsumer, KafkaProducer
 from registry_standin import RegistryStandIn
 
 from worker.app import build_app
+from worker.codec.registry import RegistryWire
 from worker.config import Settings, Topics
-from worker.registry import RegistryWire
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "bundles.jsonl"
 

@@ -17,8 +17,8 @@ import pytest
 from kafka import TopicPartition
 
 from worker import __version__
-from worker.avro import schema_json
-from worker.wire import PlainAvro
+from worker.codec.avro import schema_json
+from worker.codec.wire import PlainAvro
 
 from .stream_helpers import (
     WRITE_SYSCALL,
@@ -45,7 +45,7 @@ from .stream_helpers import (
 TopicFactory = Callable[..., str]
 GroupIdFactory = Callable[..., str]
 
-# A guard only: a healthy worker exits within a second or two of SIGTERM (the brief: ~10 s).
+# A guard only: a healthy worker exits within a second or two of SIGTERM (the README: within 10 s).
 SIGTERM_PATIENCE_S = 15.0
 
 

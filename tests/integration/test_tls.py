@@ -28,8 +28,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from registry_standin import RegistryStandIn
 
+from worker.codec.registry import RegistryClient, RegistryUnavailable, registered_text
 from worker.config import Topics
-from worker.registry import RegistryClient, RegistryUnavailable, registered_text
 
 from .stream_helpers import (
     EXIT_PATIENCE_S,

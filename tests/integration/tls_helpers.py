@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from worker.embedded import LOOPBACK, MEMORY_STORAGE, free_loopback_port, resolve_binary
+from worker.devkit.embedded import LOOPBACK, MEMORY_STORAGE, free_loopback_port, resolve_binary
 
 START_PATIENCE_S = 30.0
 

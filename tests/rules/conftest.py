@@ -28,11 +28,11 @@ from typing import Any
 
 import pytest
 
-from worker.evaluate import Evaluator
-from worker.events import Decision, Finding
-from worker.offline import decision_json, evaluate_bundle_text
-from worker.reference import load_reference
-from worker.rules.packs import load_packs
+from worker.engine.evaluate import Evaluator
+from worker.engine.events import Decision, Finding
+from worker.engine.reference import load_reference
+from worker.engine.rules.packs import load_packs
+from worker.offline.offline import decision_json, evaluate_bundle_text
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 PAYER_CONFIG = FIXTURES / "payer-config"
@@ -43,7 +43,7 @@ CLAIM_ID = "CLM-5001"
 DOS = "2025-12-01"
 TRANSPLANT_DATE = "2024-06-15"
 
-# NDCs of the crosswalk (worker/data/ndc_crosswalk.csv).
+# NDCs of the crosswalk (worker/engine/data/ndc_crosswalk.csv).
 GENERIC_1MG = "55111052601"  # Dr. Reddy's tacrolimus 1 mg, J7507, not brand
 GENERIC_05MG = "55111052501"  # Dr. Reddy's tacrolimus 0.5 mg, J7507, not brand
 PROGRAF_05MG = "00469060773"  # Prograf 0.5 mg, J7507, brand
@@ -418,5 +418,5 @@ def check(
 
 
 def xfail_engine(reason: str) -> Any:
-    """A case where the engine disagrees with rules.md (reported to the lead; keep the suite green)."""
+    """A case where the engine disagrees with rules.md (strict xfail: it fails loudly once the engine is fixed)."""
     return pytest.mark.xfail(strict=True, reason=reason)

@@ -1,4 +1,4 @@
-"""Every numeric limit of rules.md, exactly at the limit and one step past it (issue 12).
+"""Every numeric limit of rules.md, exactly at the limit and one step past it.
 
 rules.md: "Arithmetic is exact: numbers compare as the decimals they are written as". Hypothesis
 generates decimals that are exactly at a rule's limit as a decimal product (creatinine baseline ×
@@ -37,8 +37,8 @@ from tests.rules.conftest import (
     prior_claim,
     prior_line,
 )
-from worker.events import Finding
-from worker.exact import text, whole_units
+from worker.engine.events import Finding
+from worker.engine.exact import text, whole_units
 
 LIMIT_SETTINGS = settings(
     max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")),
@@ -79,7 +79,7 @@ def _creatinine(lowest: Decimal, newest: Decimal) -> dict[str, Any]:
 
 
 @given(lowest=decimals("0.2", "9.99", 2))
-@example(lowest=Decimal("0.8"))  # the issue's cases: 0.8 → 1.2, 1.6 → 2.4, 2.2 → 3.3
+@example(lowest=Decimal("0.8"))  # rules.md's cases: 0.8 → 1.2, 1.6 → 2.4, 2.2 → 3.3
 @example(lowest=Decimal("1.6"))
 @example(lowest=Decimal("2.2"))
 @LIMIT_SETTINGS
@@ -100,7 +100,7 @@ def test_creatinine_one_step_below_the_limit_is_not_declining(lowest: Decimal) -
     assert rule_finding("renal-function-declining", _creatinine(lowest, below)) is None
 
 
-def test_the_issue_example_shows_the_values_as_written() -> None:
+def test_the_rules_md_example_shows_the_values_as_written() -> None:
     found = rule_finding("renal-function-declining", _creatinine(Decimal("0.8"), Decimal("1.2")))
     assert found is not None
     assert found.evidence["creatinine"] == "1.2"
@@ -126,7 +126,7 @@ def _dose(dose: Decimal, doses: int, weight: Decimal) -> dict[str, Any]:
 
 
 @given(dose=decimals("0.5", "20", 1), doses=st.integers(1, 4))
-@example(dose=Decimal("5.4"), doses=3)  # the issue's case: 5.4 mg × 3 ÷ 40.5 kg is exactly 0.4
+@example(dose=Decimal("5.4"), doses=3)  # rules.md's case: 5.4 mg × 3 ÷ 40.5 kg is exactly 0.4
 @LIMIT_SETTINGS
 def test_a_dose_of_exactly_the_norm_per_kg_is_not_above_it(dose: Decimal, doses: int) -> None:
     weight = dose * doses / MAX_MG_PER_KG_DAY  # exact: dividing by 0.4 is multiplying by 2.5
@@ -163,7 +163,7 @@ STEP = Decimal("0.01")  # the limit has at most two decimal places: one step pas
 
 
 @given(**QUANTITY)
-@example(dose=Decimal("1.2"), doses=3, days=50)  # the issue's case: 180 mg expected, 198 units billed
+@example(dose=Decimal("1.2"), doses=3, days=50)  # a case at the limit: 180 mg expected, 198 units billed
 @LIMIT_SETTINGS
 def test_units_exactly_at_the_upper_tolerance_do_not_exceed(dose: Decimal, doses: int, days: int) -> None:
     limit = dose * doses * days * (1 + TOLERANCE)
@@ -183,7 +183,7 @@ def test_units_exactly_at_the_lower_tolerance_are_not_below(dose: Decimal, doses
     assert found is not None, f"{limit - STEP} < {limit}"
 
 
-def test_the_issue_quantity_example() -> None:
+def test_the_quantity_tolerance_is_inclusive_both_ways() -> None:
     # 1.2 mg × 3 × 50 days = 180 mg; 198 is exactly +10%, 162 exactly −10%: neither fires.
     for units in (Decimal(198), Decimal(162)):
         changes = _quantity(Decimal("1.2"), 3, 50, units)

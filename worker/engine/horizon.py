@@ -1,0 +1,200 @@
+"""One patient's record (`PatientRecord`) and the horizon (`Horizon`) that bounds it.
+
+The record holds every version the stream has read for a patient and builds the view a claim sees
+(`PatientRecord.as_of`); `prune` drops what no claim within its filing limit can reach, and says why.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from worker.engine.context import PatientContext
+from worker.engine.records import (
+    _EPOCH,
+    NO_EXPIRED_CLAIMS,
+    LabFacts,
+    PriorClaim,
+    PriorLine,
+    RxFacts,
+    Versions,
+)
+
+TACROLIMUS_LEVEL_GROUP = "tacrolimus_level"  # loinc_labs.csv rule_group of tacrolimus levels
+# Claims reach the worker nearly, not exactly, in time order. A claim up to this much older (record
+# time, filing date) than its patient's newest decided claim is still decided exactly as with an
+# unbounded context; the horizon keeps that much more.
+OUT_OF_ORDER_SLACK = timedelta(days=7)
+_SLACK_MS = OUT_OF_ORDER_SLACK // timedelta(milliseconds=1)
+
+
+# --- the horizon --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """How far back a claim within its filing limit can reach, over every pack the worker uses."""
+
+    timely_filing_days: int
+    lab_lookback_days: int
+
+
+# --- one patient --------------------------------------------------------------------------------
+
+
+class PatientRecord:
+    """One patient's versioned prescriptions and labs, prior claims and horizon bookkeeping."""
+
+    __slots__ = ("_view", "claims", "decided_ms", "expired", "filed_on", "labs", "newest_ms", "prescriptions")
+
+    def __init__(self) -> None:
+        self.prescriptions: dict[str, RxFacts | list[RxFacts]] = {}
+        self.labs: dict[str, LabFacts | list[LabFacts]] = {}
+        self.claims: dict[str, PriorClaim] = {}
+        self.expired = NO_EXPIRED_CLAIMS
+        self.newest_ms: int | None = None  # newest record time of any context version held
+        self.decided_ms: int | None = None  # newest record time of a claim decided (late context)
+        self.filed_on: date | None = None  # newest filing date of a claim (the horizon's reference)
+        self._view: PatientContext | None = None  # the context as of "now", until the next change
+
+    # --- writes ---
+
+    def _touch(self, time: int | None) -> None:
+        self._view = None
+        if time is not None and (self.newest_ms is None or time > self.newest_ms):
+            self.newest_ms = time
+
+    def add_prescription(self, version: RxFacts) -> int:
+        """Returns 1 when the prescription id is new."""
+        self._touch(version.time)
+        held = self.prescriptions.get(version.prescription_id)
+        self.prescriptions[version.prescription_id] = Versions.add(held, version)
+        return int(held is None)
+
+    def add_lab(self, version: LabFacts) -> int:
+        self._touch(version.time)
+        held = self.labs.get(version.observation_id)
+        self.labs[version.observation_id] = Versions.add(held, version)
+        return int(held is None)
+
+    def add_claim(self, claim: PriorClaim) -> int:
+        """Keep the highest version of each claim; returns 1 when the claim id is new."""
+        claim_id, version = claim[0].claim_id, claim[0].claim_version
+        current = self.claims.get(claim_id)
+        if current is not None and current[0].claim_version > version:
+            return 0
+        self._view = None
+        self.claims[claim_id] = claim
+        return int(current is None)
+
+    def forget_claims(self) -> None:
+        """Drop the claim history and what was derived from it (a revoked claims partition)."""
+        self._view = None
+        self.claims.clear()
+        self.expired = NO_EXPIRED_CLAIMS
+        self.decided_ms = None
+        self.filed_on = None
+
+    def is_late(self, time: int | None) -> bool:
+        """Late context: no later than a claim of this patient that was already decided."""
+        return time is not None and self.decided_ms is not None and time <= self.decided_ms
+
+    # --- reads ---
+
+    def as_of(self, as_of: int | None) -> PatientContext:
+        """The context a claim with record time `as_of` sees (None: everything held)."""
+        if as_of is None or self.newest_ms is None or as_of >= self.newest_ms:
+            if self._view is None:
+                self._view = self._build(None)
+            return self._view
+        return self._build(as_of)
+
+    def _build(self, as_of: int | None) -> PatientContext:
+        prescriptions = [rx for held in self.prescriptions.values() if (rx := Versions.newest(held, as_of))]
+        prescriptions.sort(key=lambda rx: rx.seq)
+        labs = [lab for held in self.labs.values() if (lab := Versions.newest(held, as_of)) and lab.counted]
+        labs.sort(key=lambda lab: (lab.effective_ms, lab.seq))
+        lines = [prior for claim in self.claims.values() for prior in claim]
+        return PatientContext(prescriptions, labs, lines, self.expired)
+
+    # --- the horizon ---
+
+    def prune(self, horizon: Horizon, settled: int | None, group_of: Mapping[str, str]) -> Counter[str]:
+        """Drop what no claim within its filing limit, filed on or after `self.filed_on`, can need.
+
+        `group_of` maps LOINC codes to rule groups. `settled`: the newest decided claim's record time;
+        later claims are at or after it (less `OUT_OF_ORDER_SLACK`), so versions up to that are folded.
+        With D0 = filed_on − the slack − the widest timely_filing_days (the earliest date of service
+        such a claim can have), this keeps:
+
+        - labs with an effective date on or after D0 − the widest lab_lookback_days (every lab
+          window), and the newest counted tacrolimus level before that (`interacting-drug-without-
+          level` looks back to a drug's start date);
+        - prescriptions that can be active on D0 or later, or were recorded on or after D0 (a line
+          may name one whatever its status);
+        - prior claims with a line on or after D0 or whose supply runs past D0 (`duplicate-line`,
+          `early-refill`); the others go into running totals (`ExpiredClaims`);
+        - every version not yet settled, so context read ahead of a claim stays invisible to it.
+
+        Returns how many entries of each kind were dropped.
+        """
+        dropped: Counter[str] = Counter()
+        if self.filed_on is None:
+            return dropped
+        settled = None if settled is None else settled - _SLACK_MS
+        try:
+            earliest_service = self.filed_on - OUT_OF_ORDER_SLACK - timedelta(days=horizon.timely_filing_days)
+            earliest_lab = earliest_service - timedelta(days=horizon.lab_lookback_days)
+        except OverflowError:
+            return dropped
+        self._view = None
+        for key, rx_held in list(self.prescriptions.items()):
+            rx_held = self.prescriptions[key] = Versions.settle(rx_held, settled)
+            if isinstance(rx_held, RxFacts) and _rx_expired(rx_held, earliest_service):
+                del self.prescriptions[key]
+                dropped["prescriptions"] += 1
+        newest_old_level: tuple[int, int, str] | None = None
+        old: list[str] = []
+        for key, lab_held in list(self.labs.items()):
+            lab_held = self.labs[key] = Versions.settle(lab_held, settled)
+            if isinstance(lab_held, LabFacts) and lab_held.effective_date < earliest_lab:
+                old.append(key)
+                if lab_held.counted and group_of.get(lab_held.loinc_code) == TACROLIMUS_LEVEL_GROUP:
+                    candidate = (lab_held.effective_ms, lab_held.seq, key)
+                    if newest_old_level is None or candidate > newest_old_level:
+                        newest_old_level = candidate
+        for key in old:
+            if newest_old_level is None or key != newest_old_level[2]:
+                del self.labs[key]
+                dropped["labs"] += 1
+        for claim_id, claim in list(self.claims.items()):
+            if all(_line_expired(prior, earliest_service) for prior in claim):
+                del self.claims[claim_id]
+                self.expired = self.expired.plus(claim)
+                dropped["prior_claims"] += 1
+        return dropped
+
+
+def _rx_expired(rx: RxFacts, earliest_service: date) -> bool:
+    if rx.end_date is not None and rx.end_date < earliest_service:
+        can_be_active = False
+    else:
+        can_be_active = rx.status in ("ACTIVE", "COMPLETED")
+    if can_be_active:
+        return False
+    recorded = rx.event_ms if rx.event_ms is not None else rx.time
+    return recorded is not None and _EPOCH + timedelta(milliseconds=recorded) < datetime.combine(
+        earliest_service, datetime.min.time(), UTC
+    )
+
+
+def _line_expired(line: PriorLine, earliest_service: date) -> bool:
+    if line.date_of_service >= earliest_service:
+        return False
+    try:
+        supply_end = line.date_of_service + timedelta(days=max(line.days_supply or 0, 0))
+    except OverflowError:
+        return False
+    return supply_end <= earliest_service

@@ -1,0 +1,202 @@
+"""The as-of context feed: input records in, claims out with the context of their own time.
+
+Kafka-free: it takes the records a consumer returned (anything with topic, partition, offset,
+timestamp, key, value and headers) and leaves fetching, producing and committing to its caller. The
+stream loop (`worker.stream.loop`) and the impact analysis over topics (`python -m worker impact`) both read
+through it, so a claim is decided with the same context however it is read.
+
+- Context records are decoded and applied to the versioned store with their time at once; one that
+  cannot be decoded comes back as a `Rejected` for the caller to dead-letter.
+- Claim records are decoded and queued in the time-ordered merge (`worker.stream.merge`); `ready()` yields
+  each claim once its context is complete, in offset order per partition, with that context.
+- Claims below a partition's replay point are history: the feed adds them to the claim history
+  itself and yields nothing for them, so the context is rebuilt as of the first undecided claim.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from worker.codec.wire import WireFormat
+from worker.config import TimestampSource, Topics
+from worker.engine.context import PatientContext
+from worker.engine.context_store import ContextStore
+from worker.engine.events import Claim, LabResult, Prescription
+from worker.stream.bounds import DEFAULT_MAX_CLAIM_LINES
+from worker.stream.intake import Rejected, check_claim_bounds, read_event
+from worker.stream.merge import QueuedClaim, TimeOrderedMerge, Tp
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class InputRecord(Protocol):
+    """The fields of kafka-python's ConsumerRecord the feed reads."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyClaim:
+    """A claim whose context is complete: decide it (or skip it: no J7507 line), then `decided()`."""
+
+    partition: int
+    record: InputRecord
+    claim: Claim
+    time: int  # record time, ms: the time the context is as of
+    context: PatientContext
+
+    @property
+    def as_of(self) -> datetime:
+        return _EPOCH + timedelta(milliseconds=self.time)
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableRecord:
+    """Where a record the client could not parse was: its position, and no bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None = None
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """An input record that cannot be decoded or breaks the contract: dead-letter it."""
+
+    partition: int
+    record: InputRecord | UnreadableRecord
+    rejected: Rejected
+
+
+def record_time(record: InputRecord, event_time: datetime | None, source: TimestampSource) -> int:
+    """A record's time (docs/contract.md): its Kafka timestamp, or with `event_time` the event's own.
+
+    Falls back to the other one where the chosen one is missing, and to 0 where both are."""
+    kafka_time = record.timestamp if record.timestamp is not None and record.timestamp >= 0 else None
+    event_ms: int | None = None
+    if event_time is not None:
+        with contextlib.suppress(OverflowError):
+            event_ms = (event_time - _EPOCH) // timedelta(milliseconds=1)
+    first, second = (event_ms, kafka_time) if source == "event_time" else (kafka_time, event_ms)
+    if first is not None:
+        return int(first)
+    return int(second) if second is not None else 0
+
+
+class ContextFeed:
+    def __init__(
+        self,
+        wire: WireFormat,
+        topics: Topics,
+        store: ContextStore,
+        merge: TimeOrderedMerge,
+        *,
+        timestamp_source: TimestampSource = "kafka",
+        max_claim_lines: int = DEFAULT_MAX_CLAIM_LINES,
+        on_late: Callable[[str], None] = lambda topic: None,
+    ) -> None:
+        self.wire = wire
+        self.topics = topics
+        self.store = store
+        self.merge = merge
+        self.timestamp_source = timestamp_source
+        self.max_claim_lines = max_claim_lines  # more is a contract dead letter (worker/stream/bounds.py)
+        self.on_late = on_late  # called with the topic of each late context record
+        self.history_replayed = 0  # claims added to the history while rebuilding
+
+    # --- context ----------------------------------------------------------------------------------
+
+    def add_context(self, tp: Tp, records: Iterable[InputRecord]) -> list[RejectedRecord]:
+        """Apply context records in offset order; returns those that must be dead-lettered."""
+        rejected: list[RejectedRecord] = []
+        for record in records:
+            try:
+                time = self._apply(tp, record)
+            except Rejected as error:
+                rejected.append(RejectedRecord(tp[1], record, error))
+                time = record_time(record, None, self.timestamp_source)
+            self.merge.context_read(tp, record.offset, time)
+        return rejected
+
+    def _apply(self, tp: Tp, record: InputRecord) -> int:
+        if tp[0] == self.topics.prescriptions:
+            prescription = read_event(self.wire, "prescription", record.key, record.value, Prescription)
+            time = record_time(record, prescription.event_time, self.timestamp_source)
+            late = self.store.add_prescription(tp[1], prescription, time)
+        else:
+            lab = read_event(self.wire, "lab", record.key, record.value, LabResult)
+            time = record_time(record, lab.event_time, self.timestamp_source)
+            late = self.store.add_lab(tp[1], lab, time)
+        if late:
+            self.on_late(tp[0])
+        return time
+
+    # --- claims -----------------------------------------------------------------------------------
+
+    def add_claims(self, partition: int, records: Iterable[InputRecord], epoch: int) -> None:
+        """Queue claim records fetched by the claims poll numbered `epoch`.
+
+        With Kafka timestamps a claim's time is on the record, so it waits in its queue as the
+        record (its bytes, a fraction of a decoded claim's memory) and is decoded when its context
+        is complete; with event times it must be decoded first to know its time."""
+        for record in records:
+            if self.timestamp_source == "kafka" and record.timestamp is not None and record.timestamp >= 0:
+                self.merge.offer(partition, QueuedClaim(record.offset, int(record.timestamp), epoch, (record, None)))
+                continue
+            decoded = self._decode_claim(record)
+            claim = decoded[0]
+            time = record_time(record, claim.event_time if claim else None, self.timestamp_source)
+            needs_context = claim is not None and bool(claim.j7507_lines)
+            queued = QueuedClaim(record.offset, time, epoch, (record, decoded), needs_context=needs_context)
+            self.merge.offer(partition, queued)
+
+    def _decode_claim(self, record: InputRecord | UnreadableRecord) -> tuple[Claim | None, Rejected | None]:
+        try:
+            claim = read_event(self.wire, "claim", record.key, record.value, Claim)
+            check_claim_bounds(claim, self.max_claim_lines)
+        except Rejected as error:
+            return None, error
+        return claim, None
+
+    def add_unreadable_claim(self, partition: int, record: UnreadableRecord, rejected: Rejected, epoch: int) -> None:
+        """A claims record the client could not parse, queued in its place to be dead-lettered."""
+        queued = QueuedClaim(record.offset, 0, epoch, (record, (None, rejected)), needs_context=False)
+        self.merge.offer(partition, queued)
+
+    def ready(self) -> Iterator[ReadyClaim | RejectedRecord]:
+        """Claims whose context is complete, with it; history claims are absorbed here."""
+        for partition, queued in self.merge.ready():
+            record, decoded = queued.payload
+            claim, rejected = decoded if decoded is not None else self._decode_claim(record)
+            if queued.history:
+                if claim is not None:  # a rejected one was dead-lettered when first read
+                    self.store.add_claim(partition, claim, queued.time)
+                    self.history_replayed += 1
+                continue
+            if rejected is not None:
+                yield RejectedRecord(partition, record, rejected)
+                continue
+            assert claim is not None
+            context = self.store.as_of(partition, claim.patient_id, queued.time) if claim.j7507_lines else _NONE
+            yield ReadyClaim(partition, record, claim, queued.time, context)
+
+    def decided(self, ready: ReadyClaim) -> None:
+        """The claim was decided (or skipped): it is a prior claim of the patient's later claims."""
+        self.store.add_claim(ready.partition, ready.claim, ready.time)
+
+
+_NONE = PatientContext([], [], [])
