@@ -27,6 +27,7 @@ TACROLIMUS_LEVEL_GROUP = "tacrolimus_level"  # loinc_labs.csv rule_group of tacr
 # time, filing date) than its patient's newest decided claim is still decided exactly as with an
 # unbounded context; the horizon keeps that much more.
 OUT_OF_ORDER_SLACK = timedelta(days=7)
+PRUNE_EVERY = timedelta(days=7)  # a patient's context is pruned when its filing dates moved this much
 _SLACK_MS = OUT_OF_ORDER_SLACK // timedelta(milliseconds=1)
 
 
@@ -47,7 +48,17 @@ class Horizon:
 class PatientRecord:
     """One patient's versioned prescriptions and labs, prior claims and horizon bookkeeping."""
 
-    __slots__ = ("_view", "claims", "decided_ms", "expired", "filed_on", "labs", "newest_ms", "prescriptions")
+    __slots__ = (
+        "_view",
+        "claims",
+        "decided_ms",
+        "expired",
+        "filed_on",
+        "labs",
+        "newest_ms",
+        "prescriptions",
+        "pruned_on",
+    )
 
     def __init__(self) -> None:
         self.prescriptions: dict[str, RxFacts | list[RxFacts]] = {}
@@ -57,6 +68,7 @@ class PatientRecord:
         self.newest_ms: int | None = None  # newest record time of any context version held
         self.decided_ms: int | None = None  # newest record time of a claim decided (late context)
         self.filed_on: date | None = None  # newest filing date of a claim (the horizon's reference)
+        self.pruned_on: date | None = None  # the filing date the last prune was made for
         self._view: PatientContext | None = None  # the context as of "now", until the next change
 
     # --- writes ---
@@ -96,6 +108,7 @@ class PatientRecord:
         self.expired = NO_EXPIRED_CLAIMS
         self.decided_ms = None
         self.filed_on = None
+        self.pruned_on = None
 
     def is_late(self, time: int | None) -> bool:
         """Late context: no later than a claim of this patient that was already decided."""
@@ -143,6 +156,11 @@ class PatientRecord:
         dropped: Counter[str] = Counter()
         if self.filed_on is None:
             return dropped
+        # A prune walks everything the patient holds: do it once a week of filing dates, not per claim
+        # (keeping a few days more than needed changes no decision).
+        if self.pruned_on is not None and self.filed_on - self.pruned_on < PRUNE_EVERY:
+            return dropped
+        self.pruned_on = self.filed_on
         settled = None if settled is None else settled - _SLACK_MS
         try:
             earliest_service = self.filed_on - OUT_OF_ORDER_SLACK - timedelta(days=horizon.timely_filing_days)
