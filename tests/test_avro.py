@@ -721,3 +721,11 @@ def test_a_negative_union_index_is_a_decode_error() -> None:
 
     with pytest.raises(DecodeError, match="negative"):
         AvroCodec("ClaimSubmitted").decode(corrupted)
+
+
+def test_no_record_of_any_schema_declares_a_field_twice() -> None:
+    # fastavro accepts a record with two fields of one name (and writes both): a slip it never reports.
+    for name in SCHEMA_NAMES:
+        for definition in named_definitions(raw_schema(name)):
+            names = [field["name"] for field in definition.get("fields", [])]
+            assert len(names) == len(set(names)), (name, definition["name"])
