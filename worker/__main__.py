@@ -1,4 +1,4 @@
-"""Command line: `python -m worker {evaluate,rules,run,demo}` (also the `j7507-worker` script)."""
+"""Command line: `python -m worker {evaluate,impact,rules,run,demo}` (also the `j7507-worker` script)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="bundles file (default: stdin)")
     _add_rule_inputs(evaluate)
 
+    from worker.cli_impact import add_impact_command
+
+    add_impact_command(commands, _add_rule_inputs)
+
     rules = commands.add_parser("rules", help="list the rule catalogue as the code has it")
     rules.add_argument("--format", choices=("table", "json", "markdown"), default="table")
 
@@ -103,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _evaluate(args)
         if args.command == "rules":
             return _rules(args)
+        if args.command == "impact":
+            from worker.cli_impact import run_impact
+
+            return run_impact(args)
         from worker.cli_stream import run_stream_command
 
         return run_stream_command(args)
