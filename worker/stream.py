@@ -43,12 +43,14 @@ from worker.errors import ConfigError
 from worker.evaluate import Evaluator
 from worker.events import Claim, Decision, Source
 from worker.feed import ContextFeed, ReadyClaim, RejectedRecord
+from worker.impact import widest
 from worker.intake import Rejected
 from worker.ledger import DeliveryError, OffsetLedger
 from worker.merge import TimeOrderedMerge, Tp
 from worker.observability import Health, Metrics
 from worker.rebalance import RebalanceQueue, plan_rebalance
 from worker.registry import RegistryError
+from worker.shadow import Shadow
 from worker.wire import WireFormat
 
 __all__ = ["DeliveryError", "StreamWorker"]
@@ -87,6 +89,7 @@ class StreamWorker:
         *,
         worker_version: str,
         on_decision: Callable[[Decision], None] | None = None,
+        shadow: Shadow | None = None,
     ) -> None:
         self.settings = settings
         self.topics = settings.topics
@@ -96,9 +99,10 @@ class StreamWorker:
         self.health = health
         self.worker_version = worker_version
         self.on_decision = on_decision
+        self.shadow = shadow  # live shadow evaluation (worker.shadow); never changes what is published
         self.store = ContextStore(
             global_scope=settings.context_scope == "global",
-            horizon=evaluator.horizon,
+            horizon=evaluator.horizon if shadow is None else widest(evaluator.horizon, shadow.evaluator.horizon),
             lab_groups=evaluator.reference.group_of_loinc,
         )
         self.merge = TimeOrderedMerge(grace_ms=settings.context_grace_ms)
@@ -185,7 +189,8 @@ class StreamWorker:
     def _check_topics(self) -> None:
         assert self.group is not None
         counts: dict[str, int] = {}
-        for topic in (*self.topics.inputs, self.topics.decisions, self.topics.dead_letter):
+        shadow_topics = [self.shadow.topic] if self.shadow is not None and self.shadow.topic else []
+        for topic in (*self.topics.inputs, self.topics.decisions, self.topics.dead_letter, *shadow_topics):
             partitions = self.group.partitions_for_topic(topic)
             if not partitions:
                 raise ConfigError(f"topic {topic!r} does not exist (the worker never creates topics)")
@@ -410,6 +415,8 @@ class StreamWorker:
             f"{record.topic}-{record.partition}@{record.offset}",
             lambda acked_at: self._record_decision(decision, claim, record.partition, record.offset, sent_at, acked_at),
         )
+        if self.shadow is not None:
+            self.shadow.observe(decision, claim, ready.context, decision.source, ready.as_of, record.key, self.producer)
         # Decided claims become prior claims for the patient's later claims.
         self.feed.decided(ready)
 
