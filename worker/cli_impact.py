@@ -86,13 +86,14 @@ def _dir(value: str | None, env: str | None = None) -> Path | None:
     return Path(chosen) if chosen else None
 
 
-def run_impact(args: argparse.Namespace, stderr: TextIO = sys.stderr) -> int:
+def run_impact(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
     from worker.evaluate import Evaluator
     from worker.impact import DualEvaluator, ImpactAnalysis
     from worker.impact_report import render
     from worker.reference import load_reference
     from worker.rules.packs import load_packs
 
+    stderr = stderr or sys.stderr
     since, until = parse_time(args.since, "--since"), parse_time(args.until, "--until")
     baseline_dir = _dir(args.payer_config, "PAYER_CONFIG_DIR")
     candidate_dir = Path(args.candidate_payer_config)
