@@ -145,3 +145,39 @@ def test_shadow_series_exist_only_when_a_shadow_runs() -> None:
         )
         == 0
     )
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+def _settings(**env: str) -> Any:
+    import argparse
+
+    from worker.config import settings_from
+
+    return settings_from(argparse.Namespace(), {"KAFKA_BOOTSTRAP_SERVERS": "k:9092", **env})
+
+
+def test_shadow_settings_come_from_flags_or_environment() -> None:
+    settings = _settings(SHADOW_PAYER_CONFIG_DIR=str(PAYER_CONFIG), TOPIC_SHADOW_DECISIONS="billing.shadow.v1")
+    assert settings.shadow_payer_config_dir == PAYER_CONFIG
+    assert settings.shadow_decisions_topic == "billing.shadow.v1"
+    assert _settings().shadow_payer_config_dir is None
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"SHADOW_PAYER_CONFIG_DIR": "/no/such/dir"}, "SHADOW_PAYER_CONFIG_DIR: no such directory"),
+        ({"TOPIC_SHADOW_DECISIONS": "t"}, "TOPIC_SHADOW_DECISIONS: needs --shadow-payer-config"),
+        (
+            {"SHADOW_PAYER_CONFIG_DIR": str(PAYER_CONFIG), "TOPIC_SHADOW_DECISIONS": "billing.j7507.decisions.v1"},
+            "is already a worker topic",
+        ),
+    ],
+)
+def test_bad_shadow_settings_are_refused_at_start(env: dict[str, str], problem: str) -> None:
+    from worker.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=problem):
+        _settings(**env)
