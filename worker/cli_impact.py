@@ -27,8 +27,9 @@ IMPACT_DESCRIPTION = (
     "format); without one, the three input topics of KAFKA_BOOTSTRAP_SERVERS are read from the beginning "
     "up to their end at start, every claim decided as of its time; it joins no consumer group and "
     "produces nothing. SKIPPED claims are left out. A malformed bundle or an undecodable record is "
-    "counted and named (line number, or topic/partition@offset) and the run goes on; the exit status is "
-    "then 1. Progress goes to stderr."
+    "counted and named (line number, or topic/partition@offset) in the table and markdown reports and on "
+    "stderr (JSON keeps exactly the contract's fields), and the run goes on; the exit status is then 1. "
+    "A bad baseline or candidate directory stops it at start (exit status 2). Progress goes to stderr."
 )
 
 
