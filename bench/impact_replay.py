@@ -76,8 +76,7 @@ def _settings(bootstrap: str, topics: Topics, payer_dir: Path | None) -> Setting
         log_level="WARNING",
         timestamp_source="event_time",
         payer_config_dir=payer_dir,
-        # The worker catching up on a year's backlog on a shared 2-core machine: a claim may wait
-        # longer than the default 60 s for its context partitions (measured: it did once, under load).
+        # A guard for a shared 2-core machine catching up on a year's backlog (not a measured need).
         context_sync_timeout_s=900.0,
     )
 

@@ -27,6 +27,7 @@ from worker.events import Source
 from worker.feed import ContextFeed, InputRecord, ReadyClaim, RejectedRecord
 from worker.impact import DualEvaluator, ImpactAnalysis
 from worker.impact_progress import Progress
+from worker.kafka_workarounds import release_drained_slot
 from worker.merge import TimeOrderedMerge
 from worker.wire import WireFormat
 
@@ -104,6 +105,7 @@ class TopicsImpact:
         stalled_since = time.monotonic()
         while True:
             batch = consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_RECORDS)
+            release_drained_slot(consumer)  # else a resumed partition may never be fetched again
             for tp in tps:
                 if tp not in confirmed:
                     highwater = consumer.highwater(tp)

@@ -45,6 +45,7 @@ from worker.events import Claim, Decision, Source
 from worker.feed import ContextFeed, ReadyClaim, RejectedRecord
 from worker.impact import widest
 from worker.intake import Rejected
+from worker.kafka_workarounds import release_drained_slot
 from worker.ledger import DeliveryError, OffsetLedger
 from worker.merge import TimeOrderedMerge, Tp
 from worker.observability import Health, Metrics
@@ -212,6 +213,7 @@ class StreamWorker:
         waiting = self.merge.waiting_longest() is not None
         claims_wait = 0 if waiting else self._idle_wait_ms()
         batch = self.group.poll(timeout_ms=claims_wait, max_records=self.settings.max_batch)
+        release_drained_slot(self.group)  # kafka-python bug: else a resumed partition may stay unread
         self._apply_rebalance()
         if batch:
             epoch = self.merge.next_epoch()
@@ -337,7 +339,9 @@ class StreamWorker:
         assert self.context is not None
         if not self._context_tps:
             return
-        for tp, records in self.context.poll(timeout_ms=timeout_ms).items():
+        polled = self.context.poll(timeout_ms=timeout_ms)
+        release_drained_slot(self.context)
+        for tp, records in polled.items():
             self.metrics.records_consumed.labels(topic=tp.topic).inc(len(records))
             for bad in self.feed.add_context(tp, records):
                 # Poison seen before (below the committed offset) was dead-lettered then.
