@@ -29,7 +29,7 @@ def test_the_two_commands_come_first_and_exist() -> None:
 
 
 def test_every_documented_subcommand_has_help() -> None:
-    for command in ("evaluate", "rules", "run", "demo", "dead-letters", "payers"):
+    for command in ("evaluate", "impact", "rules", "run", "demo", "dead-letters", "payers"):
         assert f"python -m worker {command}" in README
         result = subprocess.run(
             [sys.executable, "-m", "worker", command, "--help"], capture_output=True, text=True, check=False

@@ -1,4 +1,4 @@
-"""Command line: `python -m worker {evaluate,rules,run,demo,dead-letters,payers}` (also `j7507-worker`)."""
+"""Command line: `python -m worker {evaluate,impact,rules,run,demo,dead-letters,payers}` (also `j7507-worker`)."""
 
 from __future__ import annotations
 
@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="service lines per claim; a bundle with more is malformed [env MAX_CLAIM_LINES; default 50]",
     )
     _add_rule_inputs(evaluate)
+
+    from worker.cli_impact import add_impact_command
+
+    add_impact_command(commands, _add_rule_inputs)
 
     rules = commands.add_parser("rules", help="list the rule catalogue as the code has it")
     rules.add_argument("--format", choices=("table", "json", "markdown"), default="table")
@@ -141,6 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from worker.cli_payers import run_payers_command
 
             return run_payers_command(args)
+        if args.command == "impact":
+            from worker.cli_impact import run_impact
+
+            return run_impact(args)
         from worker.cli_stream import run_stream_command
 
         return run_stream_command(args)

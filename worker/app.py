@@ -17,8 +17,10 @@ from worker.engine.events import Decision
 from worker.engine.reference import load_reference
 from worker.engine.rules import RULES
 from worker.engine.rules.packs import load_packs
+from worker.errors import ConfigError
 from worker.observability import Health, Metrics, configure_logging, start_http_server
 from worker.stream.loop import StreamWorker
+from worker.stream.shadow import Shadow
 
 log = structlog.get_logger("worker.app")
 
@@ -66,6 +68,12 @@ def build_app(
     if configure_logs:
         configure_logging(settings.log_level)
     packs = load_packs(settings.payer_config_dir)
+    candidate = None
+    if settings.shadow_payer_config_dir is not None:
+        try:
+            candidate = load_packs(settings.shadow_payer_config_dir)
+        except ConfigError as error:
+            raise ConfigError(f"--shadow-payer-config: {error}") from None
     evaluator = Evaluator(packs, load_reference(settings.ndc_crosswalk_file), worker_version=__version__)
     wire = make_wire(settings)
     registry = CollectorRegistry()
@@ -74,8 +82,17 @@ def build_app(
         metrics.build_info.labels(version=__version__, rule_pack=f"{pack.name}@{pack.version}").set(1)
     health = Health()
     server = start_http_server(settings.metrics_port, registry, health, host=metrics_host or settings.metrics_host)
+    shadow = None
+    if candidate is not None:
+        shadow = Shadow(
+            Evaluator(candidate, evaluator.reference, worker_version=__version__),
+            metrics,
+            wire,
+            topic=settings.shadow_decisions_topic,
+        )
+        metrics.start_shadow()
     worker = StreamWorker(
-        settings, evaluator, wire, metrics, health, worker_version=__version__, on_decision=on_decision
+        settings, evaluator, wire, metrics, health, worker_version=__version__, on_decision=on_decision, shadow=shadow
     )
     log.info("settings", **settings.redacted(), worker_version=__version__)
     return App(worker=worker, metrics=metrics, health=health, server=server)

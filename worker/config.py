@@ -110,6 +110,9 @@ class Settings:
     timestamp_source: TimestampSource = "kafka"
     # A claim is decided no sooner than this long after its time, so slow producers' context counts.
     context_grace_ms: int = 0
+    # Live shadow evaluation (worker.shadow): a candidate's payer overrides, and where its decisions go.
+    shadow_payer_config_dir: Path | None = None
+    shadow_decisions_topic: str | None = None
 
     def redacted(self) -> dict[str, Any]:
         """Settings for the start-up log line, secrets replaced."""
@@ -130,6 +133,23 @@ class Settings:
                 value = dict(value)
             shown[item.name] = value
         return shown
+
+
+def add_shadow_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags for live shadow evaluation (`run` only)."""
+    group = parser.add_argument_group("shadow evaluation")
+    group.add_argument(
+        "--shadow-payer-config",
+        metavar="DIR",
+        help="also decide every claim under these payer overrides (a candidate) and compare, in metrics; "
+        "never changes a real decision or commit [env SHADOW_PAYER_CONFIG_DIR]",
+    )
+    group.add_argument(
+        "--shadow-decisions-topic",
+        metavar="TOPIC",
+        help="publish the candidate's decisions there too, with header shadow: true (the topic must exist) "
+        "[env TOPIC_SHADOW_DECISIONS]",
+    )
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
@@ -297,6 +317,14 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         if env.get(name) and not Path(env[name]).is_file():
             problems.append(f"{name}: no such file {env[name]}")
 
+    shadow_dir = pick("shadow_payer_config", "SHADOW_PAYER_CONFIG_DIR")
+    shadow_topic = pick("shadow_decisions_topic", "TOPIC_SHADOW_DECISIONS")
+    if shadow_dir and not Path(shadow_dir).is_dir():
+        problems.append(f"--shadow-payer-config/SHADOW_PAYER_CONFIG_DIR: no such directory {shadow_dir}")
+    if shadow_topic and not shadow_dir:
+        problems.append("--shadow-decisions-topic/TOPIC_SHADOW_DECISIONS: needs --shadow-payer-config")
+    if shadow_topic and shadow_topic in names:
+        problems.append(f"--shadow-decisions-topic/TOPIC_SHADOW_DECISIONS: {shadow_topic} is already a worker topic")
     payer_dir = pick("payer_config", "PAYER_CONFIG_DIR")
     crosswalk = pick("ndc_crosswalk", "NDC_CROSSWALK_FILE")
     if payer_dir and not Path(payer_dir).is_dir():
@@ -353,4 +381,6 @@ def settings_from(args: argparse.Namespace, env: Mapping[str, str] | None = None
         timestamp_source="event_time" if timestamp_source == "event_time" else "kafka",
         context_grace_ms=grace_ms,
         max_claim_lines=max_claim_lines,
+        shadow_payer_config_dir=Path(shadow_dir) if shadow_dir else None,
+        shadow_decisions_topic=shadow_topic,
     )

@@ -113,6 +113,24 @@ class Metrics:
             buckets=RESTORE_BUCKETS,
             registry=registry,
         )
+        self.shadow_decisions = Counter(
+            "j7507_shadow_decisions",
+            "Claims decided in shadow (run --shadow-payer-config), by the real (baseline) and the candidate's outcome.",
+            ["baseline", "candidate"],
+            registry=registry,
+        )
+        self.shadow_rule_findings = Counter(
+            "j7507_shadow_rule_findings",
+            "Rule findings of the shadow candidate's decisions, by rule id and outcome (compare with "
+            "j7507_rule_findings_total).",
+            ["rule_id", "outcome"],
+            registry=registry,
+        )
+        self.shadow_errors = Counter(
+            "j7507_shadow_errors",
+            "Shadow evaluations or shadow decision sends that failed (the real decision is unaffected).",
+            registry=registry,
+        )
         self.build_info = Gauge(
             "j7507_build_info",
             "Worker version and rule pack(s); always 1.",
@@ -128,9 +146,9 @@ class Metrics:
             self.rebalances.labels(event=event)
         for kind in CONTEXT_KINDS:
             self.context_entries.labels(kind=kind).set(0)
-        for rule_id, outcomes in rule_ids:
-            for outcome in outcomes:
-                self.rule_findings.labels(rule_id=rule_id, outcome=outcome.lower())
+        self._rule_series = [(rule_id, outcome.lower()) for rule_id, outcomes in rule_ids for outcome in outcomes]
+        for rule_id, outcome in self._rule_series:
+            self.rule_findings.labels(rule_id=rule_id, outcome=outcome)
         # Labelled children, resolved once: `labels()` takes a lock and builds a key per call, and
         # the loop counts every record, decision and finding.
         self._children: dict[tuple[str, ...], Any] = {}
@@ -150,6 +168,15 @@ class Metrics:
         self._child(self.claims_decided, "decided", outcome=outcome.lower()).inc()
         for rule_id, finding_outcome in findings:
             self._child(self.rule_findings, "finding", rule_id=rule_id, outcome=finding_outcome.lower()).inc()
+
+    def start_shadow(self) -> None:
+        """Pre-initialise the shadow's series, only when a shadow runs (no zeros without one)."""
+        decided = [outcome for outcome in OUTCOME_LABELS if outcome != "skipped"]
+        for baseline in decided:
+            for candidate in decided:
+                self.shadow_decisions.labels(baseline=baseline, candidate=candidate)
+        for rule_id, outcome in list(self._rule_series):
+            self.shadow_rule_findings.labels(rule_id=rule_id, outcome=outcome)
 
 
 def configure_logging(level: str = "INFO", stream: Any = None) -> None:

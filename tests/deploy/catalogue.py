@@ -24,6 +24,9 @@ WORKER_METRICS: Mapping[str, str] = {
     "j7507_context_restore_seconds": "histogram",
     "j7507_late_context_records_total": "counter",
     "j7507_build_info": "gauge",
+    "j7507_shadow_decisions_total": "counter",
+    "j7507_shadow_rule_findings_total": "counter",
+    "j7507_shadow_errors_total": "counter",
 }
 
 _HISTOGRAM_SERIES = ("_bucket", "_sum", "_count")

@@ -42,6 +42,14 @@ class Horizon:
     lab_lookback_days: int
 
 
+def widest(first: Horizon, second: Horizon) -> Horizon:
+    """A context horizon that serves both configurations (each claim keeps what either could need)."""
+    return Horizon(
+        timely_filing_days=max(first.timely_filing_days, second.timely_filing_days),
+        lab_lookback_days=max(first.lab_lookback_days, second.lab_lookback_days),
+    )
+
+
 # --- one patient --------------------------------------------------------------------------------
 
 

@@ -42,6 +42,7 @@ from worker.config import Settings
 from worker.engine.context_store import ContextStore
 from worker.engine.evaluate import Evaluator
 from worker.engine.events import Claim, Decision, Source
+from worker.engine.horizon import widest
 from worker.observability import Health, Metrics
 from worker.stream import kafka_clients
 from worker.stream.feed import ContextFeed, ReadyClaim, RejectedRecord, UnreadableRecord
@@ -53,6 +54,7 @@ from worker.stream.outputs import Origin, Outputs
 from worker.stream.partitions import PartitionLifecycle
 from worker.stream.polling import UNREADABLE_MESSAGE, Unreadable, poll_safely
 from worker.stream.rebalance import RebalanceQueue
+from worker.stream.shadow import Shadow
 
 __all__ = ["DeliveryError", "StreamWorker"]
 
@@ -89,6 +91,7 @@ class StreamWorker(PartitionLifecycle, FlowControl):
         *,
         worker_version: str,
         on_decision: Callable[[Decision], None] | None = None,
+        shadow: Shadow | None = None,
     ) -> None:
         self.settings = settings
         self.topics = settings.topics
@@ -98,9 +101,10 @@ class StreamWorker(PartitionLifecycle, FlowControl):
         self.health = health
         self.worker_version = worker_version
         self.on_decision = on_decision
+        self.shadow = shadow  # live shadow evaluation (worker.stream.shadow); never changes what is published
         self.store = ContextStore(
             global_scope=settings.context_scope == "global",
-            horizon=evaluator.horizon,
+            horizon=evaluator.horizon if shadow is None else widest(evaluator.horizon, shadow.evaluator.horizon),
             lab_groups=evaluator.reference.group_of_loinc,
         )
         self.merge = TimeOrderedMerge(grace_ms=settings.context_grace_ms)
@@ -309,6 +313,8 @@ class StreamWorker(PartitionLifecycle, FlowControl):
             ],
             lambda acked_at: self._record_decision(decision, claim, record.partition, record.offset, sent_at, acked_at),
         )
+        if self.shadow is not None:
+            self.shadow.observe(decision, claim, ready.context, decision.source, ready.as_of, record.key, self.producer)
         # Decided claims become prior claims for the patient's later claims.
         self.feed.decided(ready)
 

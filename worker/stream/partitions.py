@@ -51,7 +51,9 @@ class PartitionLifecycle:
     def _check_topics(self) -> None:
         assert self.group is not None
         counts: dict[str, int] = {}
-        for topic in (*self.topics.inputs, self.topics.decisions, self.topics.dead_letter):
+        shadow = getattr(self, "shadow", None)
+        shadow_topics = [shadow.topic] if shadow is not None and shadow.topic else []
+        for topic in (*self.topics.inputs, self.topics.decisions, self.topics.dead_letter, *shadow_topics):
             partitions = self.group.partitions_for_topic(topic)
             if not partitions:
                 raise ConfigError(f"topic {topic!r} does not exist (the worker never creates topics)")
