@@ -151,11 +151,20 @@ def worker_rate(bootstrap: str, topics: Topics, claims: int) -> tuple[float, int
     app = build_app(settings, on_decision=lambda _decision: acked.append(time.monotonic()), metrics_host="127.0.0.1")
     registry = app.metrics.registry
 
-    def consumed() -> float:
-        return registry.get_sample_value("j7507_records_consumed_total", {"topic": topics.claims}) or 0.0
+    def processed() -> float:
+        # Decided, skipped or dead-lettered: a consumed claim may still wait for its context.
+        decided = sum(
+            registry.get_sample_value("j7507_claims_decided_total", {"outcome": outcome}) or 0.0
+            for outcome in ("accept", "hold", "deny_risk", "skipped")
+        )
+        dead = sum(
+            registry.get_sample_value("j7507_dead_letters_total", {"reason": reason}) or 0.0
+            for reason in ("decode", "contract", "other")
+        )
+        return decided + dead
 
     try:
-        app.worker.run(until=lambda: consumed() >= claims)
+        app.worker.run(until=lambda: processed() >= claims)
     finally:
         app.close()
     # From the first assignment (context restore included, group join not) to the last decision.
