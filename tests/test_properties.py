@@ -23,6 +23,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from invariants import check_decision
 
 from worker.engine.evaluate import Evaluator
 from worker.engine.reference import load_reference
@@ -35,10 +36,6 @@ EXAMPLES: list[dict[str, Any]] = [
 ]
 EVALUATOR = Evaluator(load_packs(FIXTURES / "payer-config"), load_reference())
 
-CLAIM_OUTCOMES = {"ACCEPT", "HOLD", "DENY_RISK", "SKIPPED"}
-LINE_OUTCOMES = {"ACCEPT", "HOLD", "DENY_RISK"}
-FINDING_OUTCOMES = {"HOLD", "DENY_RISK", "INFO"}
-SEVERITY = {"ACCEPT": 0, "INFO": 0, "HOLD": 1, "DENY_RISK": 2}
 TIME_FIELDS = {"effective_time", "event_time"}
 
 PROPERTY_SETTINGS = settings(
@@ -63,27 +60,6 @@ def check_results(lines: list[str], results: list[OfflineResult]) -> None:
             assert result.output["input_line"] == result.input_line
         else:
             check_decision(result.output)
-
-
-def check_decision(decision: dict[str, Any]) -> None:
-    assert decision["outcome"] in CLAIM_OUTCOMES
-    line_severities = []
-    for line in decision["lines"]:
-        assert line["hcpcs_code"].strip().upper() == "J7507"
-        assert line["outcome"] in LINE_OUTCOMES
-        rule_ids = [finding["rule_id"] for finding in line["findings"]]
-        assert len(rule_ids) == len(set(rule_ids))
-        for finding in line["findings"]:
-            assert finding["outcome"] in FINDING_OUTCOMES
-            assert finding["message"] and finding["policy_ref"] and finding["fix"]
-            assert all(isinstance(value, str) for value in finding["evidence"].values())
-        worst = max((SEVERITY[finding["outcome"]] for finding in line["findings"]), default=0)
-        assert SEVERITY[line["outcome"]] == worst
-        line_severities.append(worst)
-    if decision["lines"]:
-        assert SEVERITY[decision["outcome"]] == max(line_severities)
-    else:
-        assert decision["outcome"] == "SKIPPED"
 
 
 def run(lines: list[str]) -> list[OfflineResult]:
