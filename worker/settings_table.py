@@ -124,8 +124,9 @@ def file_path(raw: str) -> Path:
 
 
 def file_name(raw: str) -> str:
-    """A file that must exist, kept as the string the client libraries take."""
-    return str(file_path(raw))
+    """A file that must exist, kept as given: the string the client libraries take."""
+    file_path(raw)
+    return raw
 
 
 def registry_url(raw: str) -> str:
