@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from worker.config import Settings, add_settings_arguments, settings_from
+from worker.config import Security, Settings, add_settings_arguments, settings_from
 from worker.errors import ConfigError
+from worker.settings_table import SETTINGS
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -107,3 +109,50 @@ def test_max_claim_lines_defaults_to_50_and_is_validated() -> None:
     assert settings_from(parse("--max-claim-lines", "20"), env).max_claim_lines == 20
     with pytest.raises(ConfigError, match="MAX_CLAIM_LINES: expected a whole number"):
         settings_from(parse(), {**env, "MAX_CLAIM_LINES": "0"})
+
+
+def test_an_unreadable_registry_password_file_is_reported_with_the_other_problems(tmp_path: Path) -> None:
+    env = {"METRICS_PORT": "http", "SCHEMA_REGISTRY_PASSWORD_FILE": str(tmp_path / "absent")}
+    with pytest.raises(ConfigError) as caught:
+        settings_from(parse(), env)
+    message = str(caught.value)
+    assert "KAFKA_BOOTSTRAP_SERVERS: required" in message
+    assert "METRICS_PORT" in message
+    assert f"SCHEMA_REGISTRY_PASSWORD_FILE: cannot read {tmp_path / 'absent'}" in message
+
+
+def test_an_unreadable_registry_password_file_alone_stops_the_worker(tmp_path: Path) -> None:
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "k:9092", "SCHEMA_REGISTRY_PASSWORD_FILE": str(tmp_path / "absent")}
+    with pytest.raises(ConfigError, match="SCHEMA_REGISTRY_PASSWORD_FILE: cannot read"):
+        settings_from(parse(), env)
+
+
+def test_the_registry_password_file_is_read_and_hidden(tmp_path: Path) -> None:
+    secret = tmp_path / "registry-password"
+    secret.write_text("r3g-secret\n")
+    env = {"KAFKA_BOOTSTRAP_SERVERS": "k:9092", "SCHEMA_REGISTRY_PASSWORD_FILE": str(secret)}
+    settings = settings_from(parse(), env)
+    assert settings.schema_registry_password == "r3g-secret"
+    assert settings.redacted()["schema_registry_password"] == "***"
+    assert "r3g-secret" not in repr(settings)
+
+
+def test_every_setting_names_a_settings_field_and_secrets_are_kept_out_of_repr() -> None:
+    by_name = {item.name: item for item in fields(Settings)} | {
+        f"security.{item.name}": item for item in fields(Security)
+    }
+    by_name |= {
+        f"topics.{item.name}": item for item in fields(settings_from(parse(), {"KAFKA_BOOTSTRAP_SERVERS": "k"}).topics)
+    }
+    assert [setting.name for setting in SETTINGS if setting.name not in by_name] == []
+    assert [setting.name for setting in SETTINGS if setting.secret and by_name[setting.name].repr] == []
+    assert len({setting.env for setting in SETTINGS}) == len(SETTINGS)
+
+
+def test_help_offers_every_flag_of_the_table() -> None:
+    parser = argparse.ArgumentParser()
+    add_settings_arguments(parser)
+    help_text = parser.format_help()
+    for setting in SETTINGS:
+        if setting.flag and not setting.cli_flag:
+            assert setting.flag in help_text and setting.env in help_text

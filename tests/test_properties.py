@@ -23,6 +23,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from invariants import check_decision
 
 from worker.engine.evaluate import Evaluator
 from worker.engine.reference import load_reference
@@ -35,10 +36,6 @@ EXAMPLES: list[dict[str, Any]] = [
 ]
 EVALUATOR = Evaluator(load_packs(FIXTURES / "payer-config"), load_reference())
 
-CLAIM_OUTCOMES = {"ACCEPT", "HOLD", "DENY_RISK", "SKIPPED"}
-LINE_OUTCOMES = {"ACCEPT", "HOLD", "DENY_RISK"}
-FINDING_OUTCOMES = {"HOLD", "DENY_RISK", "INFO"}
-SEVERITY = {"ACCEPT": 0, "INFO": 0, "HOLD": 1, "DENY_RISK": 2}
 TIME_FIELDS = {"effective_time", "event_time"}
 
 PROPERTY_SETTINGS = settings(
@@ -63,27 +60,6 @@ def check_results(lines: list[str], results: list[OfflineResult]) -> None:
             assert result.output["input_line"] == result.input_line
         else:
             check_decision(result.output)
-
-
-def check_decision(decision: dict[str, Any]) -> None:
-    assert decision["outcome"] in CLAIM_OUTCOMES
-    line_severities = []
-    for line in decision["lines"]:
-        assert line["hcpcs_code"].strip().upper() == "J7507"
-        assert line["outcome"] in LINE_OUTCOMES
-        rule_ids = [finding["rule_id"] for finding in line["findings"]]
-        assert len(rule_ids) == len(set(rule_ids))
-        for finding in line["findings"]:
-            assert finding["outcome"] in FINDING_OUTCOMES
-            assert finding["message"] and finding["policy_ref"] and finding["fix"]
-            assert all(isinstance(value, str) for value in finding["evidence"].values())
-        worst = max((SEVERITY[finding["outcome"]] for finding in line["findings"]), default=0)
-        assert SEVERITY[line["outcome"]] == worst
-        line_severities.append(worst)
-    if decision["lines"]:
-        assert SEVERITY[decision["outcome"]] == max(line_severities)
-    else:
-        assert decision["outcome"] == "SKIPPED"
 
 
 def run(lines: list[str]) -> list[OfflineResult]:
@@ -275,32 +251,50 @@ def test_versions_of_the_claim_itself_never_count_as_history(bundle: dict[str, A
     assert plain.output == extended.output
 
 
-# --- known crashes (minimal examples) ---------------------------------------------------------
+# --- once crashes (minimal examples): each is now decided, or refused as the contract says ---------
 
 
 def _clean() -> dict[str, Any]:
     return copy.deepcopy(EXAMPLES[0])
 
 
-def _decide_once(bundle: dict[str, Any]) -> None:
-    run([json.dumps(bundle)])
+def _decide_once(bundle: dict[str, Any]) -> OfflineResult:
+    (result,) = run([json.dumps(bundle)])
+    return result
 
 
-def test_a_date_only_effective_time_next_to_a_full_timestamp() -> None:
+def _findings(result: OfflineResult) -> dict[str, dict[str, str]]:
+    """rule id -> evidence of the decision's findings."""
+    assert not result.malformed, result.output
+    return {finding["rule_id"]: finding["evidence"] for line in result.output["lines"] for finding in line["findings"]}
+
+
+def test_a_date_only_effective_time_next_to_a_full_timestamp_is_refused_by_name() -> None:
     bundle = _clean()
     bundle["labs"][1]["effective_time"] = "2025-11-20"
-    _decide_once(bundle)
+    result = _decide_once(bundle)
+    assert result.malformed
+    assert result.output["error"].startswith("labs.1.effective_time: ")
 
 
-def test_a_naive_event_time_replacing_an_aware_one() -> None:
+def test_a_naive_event_time_replacing_an_aware_one_is_read_as_utc_and_the_later_wins() -> None:
     bundle = _clean()
     bundle["prescriptions"][0]["event_time"] = "2025-11-01T08:00:00Z"
-    bundle["prescriptions"].append({**bundle["prescriptions"][0], "event_time": "2025-11-02T08:00:00"})
-    _decide_once(bundle)
+    stopped = {**bundle["prescriptions"][0], "event_time": "2025-11-02T08:00:00", "status": "STOPPED"}
+    bundle["prescriptions"].append(stopped)
+    result = _decide_once(bundle)
+    assert result.output["outcome"] == "DENY_RISK"
+    assert _findings(result)["no-active-prescription"]["status"] == "STOPPED"  # the naive, later event won
+    bundle["prescriptions"][0]["event_time"] = "2025-11-03T08:00:00Z"  # now the aware one is later
+    assert _findings(_decide_once(bundle)) == {}
 
 
-def test_a_naive_lab_event_time_replacing_an_aware_one() -> None:
+def test_a_naive_lab_event_time_replacing_an_aware_one_is_read_as_utc_and_the_later_wins() -> None:
     bundle = _clean()
     bundle["labs"][0]["event_time"] = "2025-11-21T08:00:00+00:00"
-    bundle["labs"].append({**bundle["labs"][0], "event_time": "2025-11-21T09:00:00"})
-    _decide_once(bundle)
+    bundle["labs"].append({**bundle["labs"][0], "event_time": "2025-11-21T09:00:00", "value": 40.0})
+    result = _decide_once(bundle)
+    assert result.output["outcome"] == "HOLD"
+    assert _findings(result)["trough-out-of-range"]["value"] == "40"  # the naive, later correction won
+    bundle["labs"][0]["event_time"] = "2025-11-21T10:00:00+00:00"  # now the aware one is later
+    assert _findings(_decide_once(bundle)) == {}

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from worker.offline.catalogue import markdown_table
+from worker.settings_table import markdown_table as settings_table
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -17,6 +18,12 @@ def test_rule_table_is_the_codes_catalogue() -> None:
     block = re.search(r"<!-- rules:start -->\n(.*?)<!-- rules:end -->", README, re.DOTALL)
     assert block is not None
     assert block.group(1).strip() == markdown_table().strip(), "run: python scripts/sync_readme.py"
+
+
+def test_configuration_table_is_the_settings_table() -> None:
+    block = re.search(r"<!-- settings:start -->\n(.*?)<!-- settings:end -->", README, re.DOTALL)
+    assert block is not None
+    assert block.group(1) == settings_table(), "run: python scripts/sync_readme.py"
 
 
 def test_the_two_commands_come_first_and_exist() -> None:

@@ -11,12 +11,12 @@ import io
 import json
 import struct
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
 from typing import Any
 
 import fastavro
 import pytest
 from registry_standin import RegistryStandIn
+from samples import CLAIM, DECISION, LAB, PATIENT_ID, PRESCRIPTION, RECORDS
 from structlog.testing import capture_logs
 
 from worker.codec.avro import SCHEMA_NAMES, schema_json
@@ -30,117 +30,7 @@ from worker.codec.registry import (
 )
 from worker.errors import ConfigError, DecodeError, EncodeError
 
-PATIENT_ID = "P-REG-7731"
 USER, PASSWORD = "svc-j7507", "s3cret-Pa55word"
-
-# One record of each type in the decoded shape, optional fields set so that a default would differ.
-CLAIM: dict[str, Any] = {
-    "event_id": "0e1c2a9e-5b44-4c1e-8d7e-3a2b1c0d9e01",
-    "event_time": datetime(2026, 3, 2, 10, 0, tzinfo=UTC),
-    "claim_id": "EX-2001",
-    "claim_version": 1,
-    "patient_id": PATIENT_ID,
-    "payer": {"payer_id": "MEDICARE-DME-JC", "payer_type": "MEDICARE", "plan_id": "DME-JC-B"},
-    "coverage": {
-        "part_a_at_transplant": True,
-        "part_b_active": True,
-        "entitlement": "AGE",
-        "part_b_id_enrolled": False,
-    },
-    "transplant": {
-        "organ": "KIDNEY",
-        "transplant_date": date(2024, 6, 15),
-        "discharge_date": date(2024, 6, 25),
-        "facility": "University Hospital",
-        "date_source": "MEDICAL_RECORD",
-    },
-    "diagnosis_codes": ["Z94.0"],
-    "prior_authorization": None,
-    "abn_on_file": True,
-    "billing_provider_npi": "1003000134",
-    "ordering_provider_npi": "1003000126",
-    "dispensing_pharmacy_npi": None,
-    "lines": [
-        {
-            "line_number": 1,
-            "hcpcs_code": "J7507",
-            "modifiers": ["KX"],
-            "units": 240.0,
-            "charge_amount": "310.00",
-            "date_of_service": date(2025, 12, 1),
-            "ndc": "00781210301",
-            "ndc_quantity": 240.0,
-            "ndc_unit": "UN",
-            "days_supply": 30,
-            "prescription_id": "RX-2001",
-        }
-    ],
-}
-PRESCRIPTION: dict[str, Any] = {
-    "event_id": "7a3d4f10-1c2b-4e5f-9a8b-6c7d8e9f0a12",
-    "event_time": datetime(2025, 9, 1, 14, 5, 30, tzinfo=UTC),
-    "prescription_id": "RX-2001",
-    "patient_id": PATIENT_ID,
-    "status": "ACTIVE",
-    "ingredient": "tacrolimus",
-    "formulation": "IMMEDIATE_RELEASE",
-    "route": "ORAL",
-    "strength_mg": 1.0,
-    "dose_mg": 4.0,
-    "doses_per_day": 2,
-    "days_supply": 30,
-    "start_date": date(2025, 9, 1),
-    "end_date": date(2026, 3, 1),
-    "dosing_weight_kg": 80.0,
-    "prescriber_npi": "1003000126",
-    "dispense_as_written": True,
-    "clinical_justification": "Brand required: unstable levels on generic.",
-    "rxnorm_code": "197776",
-    "ndc": "00781210301",
-}
-LAB: dict[str, Any] = {
-    "event_id": "c4b5a6d7-8e9f-4a0b-9c1d-2e3f4a5b6c78",
-    "event_time": datetime(2025, 11, 20, 15, 0, tzinfo=UTC),
-    "observation_id": "O-2001",
-    "patient_id": PATIENT_ID,
-    "loinc_code": "11253-2",
-    "display": "Tacrolimus [Mass/volume] in Blood",
-    "value": 8.2,
-    "unit": "ng/mL",
-    "effective_time": datetime(2025, 11, 20, 9, 30, tzinfo=UTC),
-    "status": "FINAL",
-}
-FINDING: dict[str, Any] = {
-    "rule_id": "trough-missing",
-    "family": "labs",
-    "outcome": "HOLD",
-    "message": "No tacrolimus trough in the 90 days before the date of service.",
-    "evidence": {"date_of_service": "2025-12-01"},
-    "fix": "Attach a recent trough level.",
-    "expected_carc": None,
-    "policy_ref": "A52474",
-}
-DECISION: dict[str, Any] = {
-    "decision_id": "5c1e9a7b3d2f4e60",
-    "claim_id": "EX-2001",
-    "claim_version": 1,
-    "claim_event_id": "0e1c2a9e-5b44-4c1e-8d7e-3a2b1c0d9e01",
-    "patient_id": PATIENT_ID,
-    "decided_at": datetime(2026, 3, 2, 10, 0, 1, 250_000, tzinfo=UTC),
-    "context_as_of": datetime(2026, 3, 2, 10, 0, 0, tzinfo=UTC),
-    "outcome": "HOLD",
-    "rule_pack": {"name": "medicare-dme", "version": "2026.03.1"},
-    "worker_version": "0.1.0",
-    "source": {"topic": "ehr.claims.v1", "partition": 3, "offset": 1_234_567},
-    "findings": [],
-    "lines": [{"line_number": 1, "hcpcs_code": "J7507", "outcome": "HOLD", "findings": [FINDING]}],
-}
-RECORDS = {
-    "ClaimSubmitted": CLAIM,
-    "PrescriptionRecorded": PRESCRIPTION,
-    "LabResultRecorded": LAB,
-    "ClaimDecision": DECISION,
-}
 TOPIC = "ehr.test.v1"
 
 

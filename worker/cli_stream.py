@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from worker.config import add_settings_arguments, add_shadow_arguments
+from worker.config import add_settings_arguments
 from worker.errors import ConfigError
 
 
@@ -26,7 +26,6 @@ def add_stream_commands(commands: Any, add_rule_inputs: Callable[[argparse.Argum
     )
     add_settings_arguments(run)
     add_rule_inputs(run)
-    add_shadow_arguments(run)
 
     demo = commands.add_parser(
         "demo",

@@ -25,7 +25,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from worker.devkit.embedded import EmbeddedBroker, EmbeddedBrokerError, create_topics
 
-from .stream_helpers import EventProducer, StreamSetup, create_stream, new_producer
+from .producing import EventProducer, new_producer
+from .stream_setup import StreamSetup, create_stream
 
 _HERE = Path(__file__).parent
 _DOCKER_SOCKETS = (Path("/var/run/docker.sock"), Path.home() / ".docker/run/docker.sock")

@@ -23,14 +23,11 @@ from worker.codec.wire import PlainAvro
 from worker.devkit.synthetic import SyntheticDataset, generate
 from worker.engine.records import time_ms
 
-from .stream_helpers import (
-    OfflineJudge,
-    OutputCollector,
-    StreamSetup,
-    WorkerProcess,
-    comparable,
-    new_producer,
-)
+from .outputs import OutputCollector
+from .producing import new_producer
+from .stream_setup import StreamSetup
+from .workers import WorkerProcess
+from .workloads import OfflineJudge, comparable
 
 pytestmark = pytest.mark.slow
 

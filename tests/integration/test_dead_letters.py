@@ -14,18 +14,11 @@ from kafka import KafkaConsumer, TopicPartition
 from worker import __version__
 from worker.stream import dlq
 
-from .stream_helpers import (
-    EXIT_PATIENCE_S,
-    REPO_ROOT,
-    EventClock,
-    EventProducer,
-    InProcessWorker,
-    OutputCollector,
-    StreamSetup,
-    load_example_bundles,
-    personalise,
-    topic_end_offsets,
-)
+from .outputs import OutputCollector
+from .producing import EventProducer
+from .stream_setup import EXIT_PATIENCE_S, REPO_ROOT, StreamSetup, topic_end_offsets
+from .workers import InProcessWorker
+from .workloads import EventClock, load_example_bundles, personalise
 
 PATIENT = "PT-DLQ-REPLAY-0001"
 _ENV_PREFIXES = ("KAFKA_", "TOPIC_", "SCHEMA_REGISTRY_")

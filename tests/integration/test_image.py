@@ -22,8 +22,11 @@ import pytest
 
 from worker.devkit.embedded import free_loopback_port
 
-from .stream_helpers import REPO_ROOT, EventClock, EventProducer, OutputCollector, StreamSetup, load_example_bundles
-from .stream_helpers import personalise as personalised
+from .outputs import OutputCollector
+from .producing import EventProducer
+from .stream_setup import REPO_ROOT, StreamSetup
+from .workloads import EventClock, load_example_bundles
+from .workloads import personalise as personalised
 
 pytestmark = pytest.mark.slow
 

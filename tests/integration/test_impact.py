@@ -31,18 +31,11 @@ from worker.offline.impact_progress import Progress
 from worker.offline.impact_topics import TopicsImpact
 from worker.offline.offline import evaluate_bundle_text
 
-from .stream_helpers import (
-    OUTPUT_PATIENCE_S,
-    EventProducer,
-    InProcessWorker,
-    OutputCollector,
-    StreamSetup,
-    committed_offsets,
-    comparable,
-    create_stream,
-    log_end_offsets,
-    new_producer,
-)
+from .outputs import OutputCollector
+from .producing import EventProducer, new_producer
+from .stream_setup import OUTPUT_PATIENCE_S, StreamSetup, committed_offsets, create_stream, log_end_offsets
+from .workers import InProcessWorker
+from .workloads import comparable
 
 DEMO_PAYERS = Path(__file__).resolve().parents[2] / "worker" / "devkit" / "demo_payers"
 TopicFactory = Callable[..., str]

@@ -10,20 +10,10 @@ import pytest
 
 from worker.codec.wire import PlainAvro
 
-from .stream_helpers import (
-    OUTPUT_PATIENCE_S,
-    SCHEMA_OF,
-    EventClock,
-    InProcessWorker,
-    Kind,
-    OfflineJudge,
-    Placed,
-    comparable,
-    create_stream,
-    key_partition,
-    load_example_bundles,
-    personalise,
-)
+from .producing import Placed
+from .stream_setup import OUTPUT_PATIENCE_S, SCHEMA_OF, Kind, create_stream, key_partition
+from .workers import InProcessWorker
+from .workloads import EventClock, OfflineJudge, comparable, load_example_bundles, personalise
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 

@@ -27,21 +27,11 @@ from kafka import KafkaProducer, TopicPartition
 from worker.codec.wire import PlainAvro
 
 from .conftest import PRODUCER_DEFAULTS
-from .stream_helpers import (
-    KAFKA_OPTIONS,
-    DeadLetterOut,
-    EventClock,
-    EventProducer,
-    OutputCollector,
-    Placed,
-    StreamSetup,
-    WorkerProcess,
-    as_event,
-    key_partition,
-    load_example_bundles,
-    personalise,
-    placed,
-)
+from .outputs import DeadLetterOut, OutputCollector
+from .producing import EventProducer, Placed, placed
+from .stream_setup import KAFKA_OPTIONS, StreamSetup, key_partition
+from .workers import WorkerProcess
+from .workloads import EventClock, as_event, load_example_bundles, personalise
 
 PATIENT = "P-SECRET-7507"
 SECRET = b"SECRET-BYTES-7507"  # in every poison record's value or headers: must never be logged

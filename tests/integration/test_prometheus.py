@@ -155,6 +155,25 @@ def _has_numbers(answer: dict[str, Any]) -> bool:
     return any(not math.isnan(float(value)) for value in values)
 
 
+def _evaluate_all(base: str) -> tuple[list[str], list[str]]:
+    """Every dashboard and rule expression: (those that error, the must-have panels without numbers)."""
+    failures, empty = [], []
+    for query in all_queries():
+        answer = _query(base, query.expr)
+        if answer.get("status") != "success":
+            failures.append(f"{query.source}: {answer.get('error')}")
+        elif any(title in query.source for title in MUST_HAVE_DATA) and not _has_numbers(answer):
+            empty.append(query.source)
+    return failures, empty
+
+
+def _rules_evaluated(base: str) -> bool:
+    """Every rule group of the shipped rules file has been evaluated at least once."""
+    with urllib.request.urlopen(f"{base}/api/v1/rules", timeout=10) as response:
+        groups = json.load(response)["data"]["groups"]
+    return bool(groups) and all(not group["lastEvaluation"].startswith("0001-") for group in groups)
+
+
 def test_every_dashboard_and_rule_expression_evaluates_against_a_scraped_worker(
     prometheus: str, running_worker: App, kafka_bootstrap: str, topics: Topics
 ) -> None:
@@ -167,16 +186,16 @@ def test_every_dashboard_and_rule_expression_evaluates_against_a_scraped_worker(
         while not _has_numbers(_query(prometheus, "sum(rate(j7507_claims_decided_total[1m])) > 0")):
             assert time.monotonic() < deadline, "the worker's metrics never reached Prometheus"
             time.sleep(1)
-        time.sleep(3)  # a few more scrapes and rule evaluations
-        failures, empty = [], []
-        for query in all_queries():
-            answer = _query(prometheus, query.expr)
-            if answer.get("status") != "success":
-                failures.append(f"{query.source}: {answer.get('error')}")
-            elif any(title in query.source for title in MUST_HAVE_DATA) and not _has_numbers(answer):
-                empty.append(query.source)
-        assert not failures
-        assert not empty
+        # Then poll (no fixed wait) until the rules have been evaluated and every panel that must show
+        # numbers does; an expression that errors fails at once, an empty panel only at the deadline.
+        deadline = time.monotonic() + 60
+        while True:
+            failures, empty = _evaluate_all(prometheus)
+            assert not failures
+            if not empty and _rules_evaluated(prometheus):
+                break
+            assert time.monotonic() < deadline, f"panels without data: {empty}"
+            time.sleep(0.5)
         target = _query(prometheus, 'up{job="j7507-worker"}')
         assert target["data"]["result"][0]["value"][1] == "1"
     finally:

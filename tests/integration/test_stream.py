@@ -6,24 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .stream_helpers import (
-    OUTPUT_PATIENCE_S,
-    EventClock,
-    EventProducer,
-    InProcessWorker,
-    OfflineJudge,
-    OutputCollector,
-    StreamSetup,
-    WorkerProcess,
-    as_event,
-    comparable,
-    create_stream,
-    key_partition,
-    load_example_bundles,
-    new_producer,
-    personalise,
-    placed,
-)
+from .outputs import OutputCollector
+from .producing import EventProducer, new_producer, placed
+from .stream_setup import OUTPUT_PATIENCE_S, StreamSetup, create_stream, key_partition
+from .workers import InProcessWorker, WorkerProcess
+from .workloads import EventClock, OfflineJudge, as_event, comparable, load_example_bundles, personalise
 
 TopicFactory = Callable[..., str]
 GroupIdFactory = Callable[..., str]

@@ -20,26 +20,19 @@ from worker import __version__
 from worker.codec.avro import schema_json
 from worker.codec.wire import PlainAvro
 
-from .stream_helpers import (
-    WRITE_SYSCALL,
-    BackgroundProducer,
+from .outputs import OutputCollector
+from .producing import BackgroundProducer, EventProducer
+from .stream_setup import StreamSetup, committed_offsets, key_partition, topic_end_offsets, wait_for
+from .workers import WRITE_SYSCALL, InProcessWorker, WorkerProcess
+from .workloads import (
     EventClock,
-    EventProducer,
-    InProcessWorker,
     OfflineJudge,
-    OutputCollector,
-    StreamSetup,
-    WorkerProcess,
     Workload,
     as_event,
-    committed_offsets,
     comparable,
-    key_partition,
     load_example_bundles,
     make_workload,
     personalise,
-    topic_end_offsets,
-    wait_for,
 )
 
 TopicFactory = Callable[..., str]

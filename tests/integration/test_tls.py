@@ -31,19 +31,11 @@ from registry_standin import RegistryStandIn
 from worker.codec.registry import RegistryClient, RegistryUnavailable, registered_text
 from worker.config import Topics
 
-from .stream_helpers import (
-    EXIT_PATIENCE_S,
-    OUTPUT_PATIENCE_S,
-    REPO_ROOT,
-    ROLES,
-    EventClock,
-    EventProducer,
-    StreamSetup,
-    WorkerProcess,
-    load_example_bundles,
-    personalise,
-)
+from .producing import EventProducer
+from .stream_setup import EXIT_PATIENCE_S, OUTPUT_PATIENCE_S, REPO_ROOT, ROLES, StreamSetup
 from .tls_helpers import Pki, Stunnel, TlsBroker, make_pki, stunnel_binary
+from .workers import WorkerProcess
+from .workloads import EventClock, load_example_bundles, personalise
 
 PARTITIONS = 2
 

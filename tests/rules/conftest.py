@@ -5,9 +5,9 @@ A case reads like the catalogue: `fires("units=60, ndc_quantity=60", {"line.unit
 the changes, decides the bundle through the offline path (JSON text -> `evaluate_bundle_text`, the
 same code the CLI runs) and asserts the rule's finding on the line, or its absence.
 
-Every decision made here is also checked against the contract's invariants (outcome aggregation,
-one finding per rule and line, finding fields, no patient identifier outside `patient_id`), so each
-table row tests those too.
+Every decision made here is also checked against the contract's invariants (tests/invariants.py:
+outcome aggregation, one finding per rule and line, finding fields, no patient identifier outside
+`patient_id`), so each table row tests those too.
 
 The baseline: a Medicare kidney recipient (transplant 2024-06-15, discharged 2024-06-25, Part A at
 transplant, Part B active), one J7507 line on 2025-12-01 with KX for 240 × 1 mg generic capsules
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from invariants import check_decision
 
 from worker.engine.evaluate import Evaluator
 from worker.engine.events import Decision, Finding
@@ -318,45 +319,9 @@ def evaluator() -> Evaluator:
     return Evaluator(load_packs(PAYER_CONFIG), load_reference(), clock=lambda: FIXED_NOW)
 
 
-_SEVERITY = {"ACCEPT": 0, "HOLD": 1, "DENY_RISK": 2}
-
-
-def check_invariants(decision: Decision, bundle: Mapping[str, Any]) -> None:
-    """What contract.md and rules.md say about every decision, whatever the claim."""
-    j7507_numbers = [
-        line["line_number"] for line in bundle["claim"]["lines"] if line["hcpcs_code"].strip().upper() == "J7507"
-    ]
-    assert [line.line_number for line in decision.lines] == j7507_numbers, "only J7507 lines are listed"
-    for line in decision.lines:
-        rule_ids = [finding.rule_id for finding in line.findings]
-        assert len(rule_ids) == len(set(rule_ids)), f"a rule fired twice on line {line.line_number}: {rule_ids}"
-        worst = max((_SEVERITY.get(finding.outcome, 0) for finding in line.findings), default=0)
-        assert _SEVERITY[line.outcome] == worst, "a line's outcome is its worst HOLD/DENY_RISK finding"
-        for finding in line.findings:
-            check_finding(finding)
-    if decision.lines:
-        assert _SEVERITY[decision.outcome] == max(_SEVERITY[line.outcome] for line in decision.lines)
-    else:
-        assert decision.outcome == "SKIPPED"
-    record = decision_json(decision)
-    assert record.pop("patient_id") == bundle["claim"]["patient_id"]
-    assert str(bundle["claim"]["patient_id"]) not in json.dumps(record, default=str), "patient_id leaked"
-
-
-def check_finding(finding: Finding) -> None:
-    assert finding.outcome in ("HOLD", "DENY_RISK", "INFO")
-    assert finding.message.strip(), f"{finding.rule_id}: empty message"
-    assert finding.fix and finding.fix.strip(), f"{finding.rule_id}: no fix"
-    assert finding.policy_ref and finding.policy_ref.strip(), f"{finding.rule_id}: no policy_ref"
-    assert isinstance(finding.evidence, dict) and finding.evidence, f"{finding.rule_id}: no evidence"
-    assert all(isinstance(key, str) and isinstance(value, str) for key, value in finding.evidence.items())
-    if finding.outcome == "DENY_RISK":
-        assert finding.expected_carc, f"{finding.rule_id}: DENY_RISK without expected_carc"
-
-
 def decide(bundle: Mapping[str, Any], engine: Evaluator | None = None) -> Decision:
     decision = evaluate_bundle_text(engine or evaluator(), json.dumps(bundle))
-    check_invariants(decision, bundle)
+    check_decision(decision_json(decision), bundle)
     return decision
 
 

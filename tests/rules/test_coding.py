@@ -5,11 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
-
 from .conftest import (
     ASTAGRAF_1MG,
-    CASE_ARGS,
     COMMERCIAL,
     DOS,
     DROP,
@@ -21,7 +18,6 @@ from .conftest import (
     PROGRAF_5MG,
     PROGRAF_INJECTION,
     UNKNOWN_NDC,
-    check,
     claim_line,
     drug,
     findings_for,
@@ -70,13 +66,6 @@ WRONG_CODE = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, WRONG_CODE)
-def test_wrong_code_for_product(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("wrong-code-for-product", changes, outcome, evidence, organ, line)
-
-
 NDC_MISSING = [
     fires("Medicare (requires_ndc false): HOLD", {"line.ndc": None}, "HOLD", requires_ndc="false"),
     fires("commercial (requires_ndc true): DENY_RISK", {"line.ndc": None, "payer": COMMERCIAL}, "DENY_RISK"),
@@ -91,13 +80,6 @@ NDC_MISSING = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, NDC_MISSING)
-def test_ndc_missing(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("ndc-missing", changes, outcome, evidence, organ, line)
-
-
 NDC_NOT_IN_CROSSWALK = [
     fires("unknown 11-digit NDC", {"line.ndc": UNKNOWN_NDC}, "HOLD", ndc=UNKNOWN_NDC),
     fires("10-digit NDC is not padded", {"line.ndc": "5511105261"}, "HOLD"),
@@ -106,13 +88,6 @@ NDC_NOT_IN_CROSSWALK = [
     quiet("crosswalk NDC of another code (wrong-code-for-product's case)", {"line.ndc": ASTAGRAF_1MG}),
     quiet("no NDC (ndc-missing's case)", {"line.ndc": None}),
 ]
-
-
-@pytest.mark.parametrize(CASE_ARGS, NDC_NOT_IN_CROSSWALK)
-def test_ndc_not_in_crosswalk(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("ndc-not-in-crosswalk", changes, outcome, evidence, organ, line)
 
 
 UNITS_NOT_WHOLE = [
@@ -124,13 +99,6 @@ UNITS_NOT_WHOLE = [
     quiet("units=240.0", {"line.units": 240.0}),
     quiet("units=1", {"line.units": 1}),
 ]
-
-
-@pytest.mark.parametrize(CASE_ARGS, UNITS_NOT_WHOLE)
-def test_units_not_whole(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("units-not-whole", changes, outcome, evidence, organ, line)
 
 
 UNITS_MISMATCH = [
@@ -188,13 +156,6 @@ UNITS_MISMATCH = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, UNITS_MISMATCH)
-def test_units_mismatch_ndc(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("units-mismatch-ndc", changes, outcome, evidence, organ, line)
-
-
 def _other_claim(*lines: dict[str, Any], claim_id: str = "CLM-4000", version: int = 1) -> dict[str, Any]:
     return prior_claim(claim_id, *lines, version=version)
 
@@ -247,13 +208,6 @@ DUPLICATE_LINE = [
         duplicate_of_claim_versions="2",
     ),
 ]
-
-
-@pytest.mark.parametrize(CASE_ARGS, DUPLICATE_LINE)
-def test_duplicate_line(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("duplicate-line", changes, outcome, evidence, organ, line)
 
 
 def _tokens(values: dict[str, str]) -> set[str]:
@@ -332,13 +286,6 @@ DAYS_SUPPLY = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, DAYS_SUPPLY)
-def test_days_supply_exceeds_limit(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("days-supply-exceeds-limit", changes, outcome, evidence, organ, line)
-
-
 MODIFIERS = [
     fires("KX 25: 25 is an E/M modifier", {"line.modifiers": ["KX", "25"]}, "DENY_RISK", modifiers="25"),
     fires(
@@ -359,13 +306,6 @@ MODIFIERS = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, MODIFIERS)
-def test_modifier_not_allowed(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("modifier-not-allowed", changes, outcome, evidence, organ, line)
-
-
 def test_wrong_product_is_one_finding_even_with_two_reasons() -> None:
     """NDC of J7508 and an ER prescription: one wrong-code finding on the line, never two."""
     found = findings_for({"line.ndc": ASTAGRAF_1MG, "rx.formulation": "EXTENDED_RELEASE"})
@@ -376,3 +316,42 @@ def test_cyclosporine_named_on_the_line_is_not_a_coding_error() -> None:
     """Only tacrolimus products are another code's case; the overlap rule reports cyclosporine."""
     found = findings_for({"prescriptions+": [drug("RX-CSA", "cyclosporine")], "line.prescription_id": "RX-CSA"})
     assert "wrong-code-for-product" not in found
+
+
+TIMELY_FILING = [
+    fires(
+        "Medicare: filed 366 days after the DOS",
+        {"claim.event_time": "2026-12-02T10:00:00Z"},
+        "DENY_RISK",
+        filed_on="2026-12-02",
+        timely_filing_days="365",
+    ),
+    fires(
+        "commercial: filed 181 days after the DOS",
+        {"claim.event_time": "2026-05-31T10:00:00Z", "payer": COMMERCIAL},
+        "DENY_RISK",
+        timely_filing_days="180",
+    ),
+    fires(
+        "filed is the UTC date: 19:30 at -05:00 on day 365 is day 366",
+        {"claim.event_time": "2026-12-01T19:30:00-05:00"},
+        "DENY_RISK",
+        filed_on="2026-12-02",
+    ),
+    quiet("exactly 365 days after the DOS is still in time", {"claim.event_time": "2026-12-01T10:00:00Z"}),
+    quiet("commercial: exactly 180 days", {"claim.event_time": "2026-05-30T10:00:00Z", "payer": COMMERCIAL}),
+    quiet("no event_time (an offline bundle): not checked", {}),
+]
+
+# The generic runner (tests/rules/test_cases.py) decides every case of every rule in this table.
+CASES: dict[str, list[Any]] = {
+    "timely-filing-expired": TIMELY_FILING,
+    "wrong-code-for-product": WRONG_CODE,
+    "ndc-missing": NDC_MISSING,
+    "ndc-not-in-crosswalk": NDC_NOT_IN_CROSSWALK,
+    "units-not-whole": UNITS_NOT_WHOLE,
+    "units-mismatch-ndc": UNITS_MISMATCH,
+    "duplicate-line": DUPLICATE_LINE,
+    "days-supply-exceeds-limit": DAYS_SUPPLY,
+    "modifier-not-allowed": MODIFIERS,
+}

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from .conftest import (
-    CASE_ARGS,
     COMMERCIAL,
     DOS,
     DROP,
@@ -15,7 +14,6 @@ from .conftest import (
     MEDICARE,
     MEDICARE_30_DAY,
     OTHER_PAYER,
-    check,
     findings_for,
     fires,
     quiet,
@@ -28,13 +26,6 @@ TRANSPLANT_NOT_DOCUMENTED = [
     fires("transplant record without a date", {"transplant.transplant_date": None}, "HOLD", transplant_date=""),
     quiet("no discharge date is not this rule's concern", {"transplant.discharge_date": None}),
 ]
-
-
-@pytest.mark.parametrize(CASE_ARGS, TRANSPLANT_NOT_DOCUMENTED)
-def test_transplant_not_documented(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("transplant-not-documented", changes, outcome, evidence, organ, line)
 
 
 TRANSPLANT_AFTER_SERVICE = [
@@ -63,13 +54,6 @@ TRANSPLANT_AFTER_SERVICE = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, TRANSPLANT_AFTER_SERVICE)
-def test_transplant_after_service(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("transplant-after-service", changes, outcome, evidence, organ, line)
-
-
 SERVICE_BEFORE_DISCHARGE = [
     quiet("discharged long before", {}),
     quiet("DOS = discharge date", {"transplant.discharge_date": DOS}),
@@ -83,13 +67,6 @@ SERVICE_BEFORE_DISCHARGE = [
     quiet("discharge date unknown", {"transplant.discharge_date": None}),
     quiet("no transplant record", {"transplant": None}),
 ]
-
-
-@pytest.mark.parametrize(CASE_ARGS, SERVICE_BEFORE_DISCHARGE)
-def test_service_before_discharge(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("service-before-discharge", changes, outcome, evidence, organ, line)
 
 
 DIAGNOSIS_NOT_COVERED = [
@@ -126,13 +103,6 @@ DIAGNOSIS_NOT_COVERED = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, DIAGNOSIS_NOT_COVERED)
-def test_diagnosis_not_covered(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("diagnosis-not-covered", changes, outcome, evidence, organ, line)
-
-
 KX_MISSING = [
     quiet("KX billed after a dated transplant", {}),
     fires("no KX, transplant before DOS", {"line.modifiers": []}, "DENY_RISK", transplant_date="2024-06-15"),
@@ -144,13 +114,6 @@ KX_MISSING = [
     ),
     quiet("commercial pack: not a Medicare rule there", {"line.modifiers": [], "payer": COMMERCIAL}),
 ]
-
-
-@pytest.mark.parametrize(CASE_ARGS, KX_MISSING)
-def test_kx_modifier_missing(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("kx-modifier-missing", changes, outcome, evidence, organ, line)
 
 
 KX_UNSUPPORTED = [
@@ -173,13 +136,6 @@ KX_UNSUPPORTED = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, KX_UNSUPPORTED)
-def test_kx_modifier_unsupported(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("kx-modifier-unsupported", changes, outcome, evidence, organ, line)
-
-
 PART_A = [
     quiet("Part A at transplant", {}),
     fires(
@@ -189,13 +145,6 @@ PART_A = [
     quiet("no coverage record", {"coverage": None}),
     quiet("commercial pack", {"coverage.part_a_at_transplant": False, "payer": COMMERCIAL}),
 ]
-
-
-@pytest.mark.parametrize(CASE_ARGS, PART_A)
-def test_part_a_not_at_transplant(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("part-a-not-at-transplant", changes, outcome, evidence, organ, line)
 
 
 PART_B = [
@@ -214,13 +163,6 @@ PART_B = [
     quiet("no coverage record", {"coverage": None}),
     quiet("Medicaid pack", {"coverage.part_b_active": False, "payer": MEDICAID}),
 ]
-
-
-@pytest.mark.parametrize(CASE_ARGS, PART_B)
-def test_part_b_not_active(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("part-b-not-active", changes, outcome, evidence, organ, line)
 
 
 def _esrd(transplant_date: str, date_of_service: str, **more: Any) -> dict[str, Any]:
@@ -270,13 +212,6 @@ ESRD = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, ESRD)
-def test_esrd_coverage_ended(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("esrd-coverage-ended", changes, outcome, evidence, organ, line)
-
-
 ABN = [
     quiet("KX only", {}),
     fires("GA without an ABN on file", {"line.modifiers": ["KX", "GA"]}, "DENY_RISK", abn_on_file="false"),
@@ -286,13 +221,6 @@ ABN = [
     quiet("GZ alone", {"line.modifiers": ["KX", "GZ"]}),
     quiet("commercial pack", {"line.modifiers": ["GA", "GZ"], "payer": COMMERCIAL}),
 ]
-
-
-@pytest.mark.parametrize(CASE_ARGS, ABN)
-def test_abn_modifier_conflict(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("abn-modifier-conflict", changes, outcome, evidence, organ, line)
 
 
 # --- MEDICARE-only rules run only where the pack sets medicare_rules ---------------------------
@@ -338,3 +266,18 @@ def test_medicare_rules_run_only_under_medicare_packs(payer: dict[str, str], run
         findings_for({**_KX_UNSUPPORTED_TRIP, "payer": payer})
     )
     assert (fired & MEDICARE_RULES) == (MEDICARE_RULES if runs else set())
+
+
+# The generic runner (tests/rules/test_cases.py) decides every case of every rule in this table.
+CASES: dict[str, list[Any]] = {
+    "transplant-not-documented": TRANSPLANT_NOT_DOCUMENTED,
+    "transplant-after-service": TRANSPLANT_AFTER_SERVICE,
+    "service-before-discharge": SERVICE_BEFORE_DISCHARGE,
+    "diagnosis-not-covered": DIAGNOSIS_NOT_COVERED,
+    "kx-modifier-missing": KX_MISSING,
+    "kx-modifier-unsupported": KX_UNSUPPORTED,
+    "part-a-not-at-transplant": PART_A,
+    "part-b-not-active": PART_B,
+    "esrd-coverage-ended": ESRD,
+    "abn-modifier-conflict": ABN,
+}

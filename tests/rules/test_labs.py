@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from .conftest import (
     ALT,
     AST,
     BILIRUBIN,
-    CASE_ARGS,
     CREATININE,
     DOS,
     EGFR,
@@ -22,7 +19,6 @@ from .conftest import (
     EGFR_MDRD,
     TACROLIMUS_LEVEL,
     TACROLIMUS_TROUGH,
-    check,
     fires,
     lab,
     quiet,
@@ -100,13 +96,6 @@ TROUGH_MISSING = [
         _levels(_level(8, "2025-11-20", status="PRELIMINARY"), _level(8, "2025-11-20")),
     ),
 ]
-
-
-@pytest.mark.parametrize(CASE_ARGS, TROUGH_MISSING)
-def test_trough_missing(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("trough-missing", changes, outcome, evidence, organ, line)
 
 
 def _transplant(transplant_date: str | None, organ: str | None = None) -> dict[str, Any]:
@@ -244,13 +233,6 @@ TROUGH_OUT_OF_RANGE = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, TROUGH_OUT_OF_RANGE)
-def test_trough_out_of_range(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("trough-out-of-range", changes, outcome, evidence, organ, line)
-
-
 LEVEL = lab("OBS-TAC-1", TACROLIMUS_LEVEL, 8.2, "2025-11-20")
 
 
@@ -272,13 +254,6 @@ RENAL_MISSING = [
     fires("eGFR without a value", _renal(lab("E", EGFR, None, "2025-11-20")), "HOLD"),
     fires("potassium is not renal function", _renal(lab("K", "2823-3", 4.1, "2025-11-20")), "HOLD"),
 ]
-
-
-@pytest.mark.parametrize(CASE_ARGS, RENAL_MISSING)
-def test_renal_function_missing(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("renal-function-missing", changes, outcome, evidence, organ, line)
 
 
 RENAL_DECLINING = [
@@ -361,13 +336,6 @@ RENAL_DECLINING = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, RENAL_DECLINING)
-def test_renal_function_declining(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("renal-function-declining", changes, outcome, evidence, organ, line)
-
-
 LIVER_LABS = [LEVEL, *RENAL]
 
 HEPATIC_MISSING = [
@@ -392,8 +360,11 @@ HEPATIC_MISSING = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, HEPATIC_MISSING)
-def test_hepatic_function_missing(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("hepatic-function-missing", changes, outcome, evidence, organ, line)
+# The generic runner (tests/rules/test_cases.py) decides every case of every rule in this table.
+CASES: dict[str, list[Any]] = {
+    "trough-missing": TROUGH_MISSING,
+    "trough-out-of-range": TROUGH_OUT_OF_RANGE,
+    "renal-function-missing": RENAL_MISSING,
+    "renal-function-declining": RENAL_DECLINING,
+    "hepatic-function-missing": HEPATIC_MISSING,
+}

@@ -5,16 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
-
 from .conftest import (
-    CASE_ARGS,
     DOS,
     DROP,
     GENERIC_05MG,
     PROGRAF_5MG,
     UNKNOWN_NDC,
-    check,
     claim_line,
     drug,
     findings_for,
@@ -102,13 +98,6 @@ NO_ACTIVE_PRESCRIPTION = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, NO_ACTIVE_PRESCRIPTION)
-def test_no_active_prescription(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("no-active-prescription", changes, outcome, evidence, organ, line)
-
-
 STRENGTH_MISMATCH = [
     quiet("1 mg NDC, 1 mg prescription", {}),
     fires(
@@ -176,13 +165,6 @@ STRENGTH_MISMATCH = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, STRENGTH_MISMATCH)
-def test_prescription_strength_mismatch(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("prescription-strength-mismatch", changes, outcome, evidence, organ, line)
-
-
 QUANTITY_EXCEEDS = [
     quiet("units=240 = expected", {}),
     quiet("units=264 = expected × 1.1 (at the limit)", {"line.units": 264, "line.ndc_quantity": 264}),
@@ -214,13 +196,6 @@ QUANTITY_EXCEEDS = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, QUANTITY_EXCEEDS)
-def test_quantity_exceeds_prescription(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("quantity-exceeds-prescription", changes, outcome, evidence, organ, line)
-
-
 QUANTITY_BELOW = [
     quiet("units=240 = expected", {}),
     quiet("units=216 = expected × 0.9 (at the limit)", {"line.units": 216, "line.ndc_quantity": 216}),
@@ -240,13 +215,6 @@ QUANTITY_BELOW = [
     quiet("no dose_mg: no check", {"rx.dose_mg": None, "line.units": 1}),
     quiet("no matched prescription: no check", {"line.prescription_id": "RX-NOPE", "line.units": 1}),
 ]
-
-
-@pytest.mark.parametrize(CASE_ARGS, QUANTITY_BELOW)
-def test_quantity_below_prescription(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("quantity-below-prescription", changes, outcome, evidence, organ, line)
 
 
 def _prior(
@@ -305,13 +273,6 @@ EARLY_REFILL = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, EARLY_REFILL)
-def test_early_refill(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("early-refill", changes, outcome, evidence, organ, line)
-
-
 def test_early_refill_evidence_lists_every_early_prior_line() -> None:
     found = findings_for(
         {"prior_claims": [_prior("2025-11-20", claim_id="CLM-4000"), _prior("2025-11-15", claim_id="CLM-4100")]}
@@ -341,8 +302,12 @@ DOSE_PER_KG = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, DOSE_PER_KG)
-def test_dose_above_weight_norm(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("dose-above-weight-norm", changes, outcome, evidence, organ, line)
+# The generic runner (tests/rules/test_cases.py) decides every case of every rule in this table.
+CASES: dict[str, list[Any]] = {
+    "no-active-prescription": NO_ACTIVE_PRESCRIPTION,
+    "prescription-strength-mismatch": STRENGTH_MISMATCH,
+    "quantity-exceeds-prescription": QUANTITY_EXCEEDS,
+    "quantity-below-prescription": QUANTITY_BELOW,
+    "early-refill": EARLY_REFILL,
+    "dose-above-weight-norm": DOSE_PER_KG,
+}

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from .conftest import (
-    CASE_ARGS,
     DOS,
     TACROLIMUS_LEVEL,
     TACROLIMUS_TROUGH,
@@ -82,13 +81,6 @@ CYCLOSPORINE = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, CYCLOSPORINE)
-def test_concurrent_cyclosporine(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("concurrent-cyclosporine", changes, outcome, evidence, organ, line)
-
-
 def _er(prescription_id: str = "RX-ER", **fields: Any) -> dict[str, Any]:
     return prescription(prescription_id, formulation="EXTENDED_RELEASE", **fields)
 
@@ -132,13 +124,6 @@ EXTENDED_RELEASE = [
         {"prescriptions+": [drug("RX-NIF", "nifedipine", formulation="EXTENDED_RELEASE")]},
     ),
 ]
-
-
-@pytest.mark.parametrize(CASE_ARGS, EXTENDED_RELEASE)
-def test_concurrent_extended_release_tacrolimus(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("concurrent-extended-release-tacrolimus", changes, outcome, evidence, organ, line)
 
 
 def test_justified_overlap_is_info_and_changes_nothing() -> None:
@@ -219,13 +204,6 @@ INTERACTING = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, INTERACTING)
-def test_interacting_drug_without_level(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("interacting-drug-without-level", changes, outcome, evidence, organ, line)
-
-
 SIROLIMUS = [
     fires("liver", {"prescriptions+": [drug("RX-SIR", "sirolimus")]}, "HOLD", organ="LIVER", prescription_ids="RX-SIR"),
     fires("heart", {"transplant.organ": "HEART", "prescriptions+": [drug("RX-SIR", "sirolimus")]}, "HOLD"),
@@ -241,8 +219,10 @@ SIROLIMUS = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, SIROLIMUS)
-def test_sirolimus_with_liver_or_heart(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("sirolimus-with-liver-or-heart", changes, outcome, evidence, organ, line)
+# The generic runner (tests/rules/test_cases.py) decides every case of every rule in this table.
+CASES: dict[str, list[Any]] = {
+    "concurrent-cyclosporine": CYCLOSPORINE,
+    "concurrent-extended-release-tacrolimus": EXTENDED_RELEASE,
+    "interacting-drug-without-level": INTERACTING,
+    "sirolimus-with-liver-or-heart": SIROLIMUS,
+}

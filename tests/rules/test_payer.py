@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from .conftest import (
     ASTAGRAF_1MG,
     CAPPED_PLAN,
-    CASE_ARGS,
     COMMERCIAL,
     DOS,
     FORMULARY_PLAN,
@@ -20,7 +17,6 @@ from .conftest import (
     PROGRAF_1MG,
     SPECIALTY_NPI,
     SPECIALTY_PLAN,
-    check,
     claim_line,
     fires,
     prior_claim,
@@ -52,26 +48,12 @@ PRIOR_AUTH_MISSING = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, PRIOR_AUTH_MISSING)
-def test_prior_auth_missing(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("prior-auth-missing", changes, outcome, evidence, organ, line)
-
-
 PRIOR_AUTH_PENDING = [
     fires("required, PENDING", _auth("PENDING"), "HOLD", authorization_number="PA-778", status="PENDING"),
     quiet("required, APPROVED", _auth("APPROVED")),
     quiet("required, none (prior-auth-missing's case)", {"payer": PRIOR_AUTH_PLAN}),
     quiet("not required, PENDING", {**_auth("PENDING"), "payer": MEDICARE}),
 ]
-
-
-@pytest.mark.parametrize(CASE_ARGS, PRIOR_AUTH_PENDING)
-def test_prior_auth_pending(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("prior-auth-pending", changes, outcome, evidence, organ, line)
 
 
 SPECIALTY = [
@@ -88,13 +70,6 @@ SPECIALTY = [
     quiet("second designated pharmacy", {"payer": SPECIALTY_PLAN, "claim.dispensing_pharmacy_npi": "1234567893"}),
     quiet("empty list (built-in packs): no mandate", {"payer": COMMERCIAL, "claim.dispensing_pharmacy_npi": None}),
 ]
-
-
-@pytest.mark.parametrize(CASE_ARGS, SPECIALTY)
-def test_specialty_pharmacy_required(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("specialty-pharmacy-required", changes, outcome, evidence, organ, line)
 
 
 BRAND = {"line.ndc": PROGRAF_1MG}  # Prograf 1 mg: brand J7507, same strength and units as the baseline
@@ -142,13 +117,6 @@ STEP_THERAPY = [
     quiet("brand of another code (Astagraf XL): not a J7507 product", {"line.ndc": ASTAGRAF_1MG, "payer": COMMERCIAL}),
     quiet("no NDC", {"line.ndc": None, "payer": COMMERCIAL}),
 ]
-
-
-@pytest.mark.parametrize(CASE_ARGS, STEP_THERAPY)
-def test_step_therapy_not_met(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("step-therapy-not-met", changes, outcome, evidence, organ, line)
 
 
 def _units(units: float, claim_id: str = "CLM-4000", version: int = 1, hcpcs_code: str = "J7507") -> dict[str, Any]:
@@ -205,13 +173,6 @@ LIFETIME_CAP = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, LIFETIME_CAP)
-def test_lifetime_cap_exceeded(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("lifetime-cap-exceeded", changes, outcome, evidence, organ, line)
-
-
 NON_PREFERRED = [
     fires("Prograf 1 mg is non-preferred", {"payer": FORMULARY_PLAN, "line.ndc": PROGRAF_1MG}, "HOLD", ndc=PROGRAF_1MG),
     fires("the line's NDC with dashes", {"payer": FORMULARY_PLAN, "line.ndc": "00469-0617-73"}, "HOLD"),
@@ -221,8 +182,12 @@ NON_PREFERRED = [
 ]
 
 
-@pytest.mark.parametrize(CASE_ARGS, NON_PREFERRED)
-def test_non_preferred_product(
-    changes: dict[str, Any], outcome: str | None, evidence: dict[str, str], organ: str, line: int
-) -> None:
-    check("non-preferred-product", changes, outcome, evidence, organ, line)
+# The generic runner (tests/rules/test_cases.py) decides every case of every rule in this table.
+CASES: dict[str, list[Any]] = {
+    "prior-auth-missing": PRIOR_AUTH_MISSING,
+    "prior-auth-pending": PRIOR_AUTH_PENDING,
+    "specialty-pharmacy-required": SPECIALTY,
+    "step-therapy-not-met": STEP_THERAPY,
+    "lifetime-cap-exceeded": LIFETIME_CAP,
+    "non-preferred-product": NON_PREFERRED,
+}
