@@ -179,18 +179,6 @@ class Prescription(_Record):
     rxnorm_code: str | None = None
     ndc: str | None = None
 
-    def active_on(self, day: date) -> bool:
-        """Active on DOS: ACTIVE or COMPLETED, started on or before it, not ended before it."""
-        return (
-            self.status in ("ACTIVE", "COMPLETED")
-            and self.start_date <= day
-            and (self.end_date is None or self.end_date >= day)
-        )
-
-    @property
-    def justified(self) -> bool:
-        return bool(self.clinical_justification and self.clinical_justification.strip())
-
     @cached_property
     def ingredient_key(self) -> str:
         """The ingredient as letters only, lower-case: how drug names are compared."""
