@@ -74,27 +74,9 @@ class RegistryUnavailable(RegistryError):
 class RegistryWire:
     """The worker's ``WireFormat`` for topics whose values are framed for the Confluent Schema Registry."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        username: str | None = None,
-        password: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT_S,
-        ssl_cafile: str | None = None,
-        ssl_certfile: str | None = None,
-        ssl_keyfile: str | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._client = RegistryClient(
-            url,
-            username=username,
-            password=password,
-            timeout=timeout,
-            ssl_cafile=ssl_cafile,
-            ssl_certfile=ssl_certfile,
-            ssl_keyfile=ssl_keyfile,
-        )
+    def __init__(self, url: str, *, clock: Callable[[], float] = time.monotonic, **client_options: Any) -> None:
+        """`client_options`: `RegistryClient`'s (username, password, timeout, TLS files)."""
+        self._client = RegistryClient(url, **client_options)
         self._codecs: dict[str, AvroCodec] = {}
         self._ids: dict[tuple[str, str], int] = {}
         # Per schema id: the writer schema (raw JSON form), or why records with that id cannot be
