@@ -28,7 +28,7 @@ from dataclasses import replace
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata
 
-from worker import kafka_clients
+from worker.stream import kafka_clients
 from worker.app import build_app
 from worker.codec.wire import PlainAvro
 from worker.config import Settings, Topics
