@@ -28,12 +28,12 @@ from dataclasses import replace
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata
 
-from worker.stream import kafka_clients
 from worker.app import build_app
 from worker.codec.wire import PlainAvro
 from worker.config import Settings, Topics
 from worker.devkit.embedded import EmbeddedBroker, create_topics
 from worker.devkit.synthetic import generate
+from worker.stream import kafka_clients
 from worker.stream.loop import GIL_SWITCH_INTERVAL_S
 
 FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
