@@ -57,7 +57,6 @@ class PatientRecord:
     """One patient's versioned prescriptions and labs, prior claims and horizon bookkeeping."""
 
     __slots__ = (
-        "_view",
         "claims",
         "decided_ms",
         "expired",
@@ -77,12 +76,10 @@ class PatientRecord:
         self.decided_ms: int | None = None  # newest record time of a claim decided (late context)
         self.filed_on: date | None = None  # newest filing date of a claim (the horizon's reference)
         self.pruned_on: date | None = None  # the filing date the last prune was made for
-        self._view: PatientContext | None = None  # the context as of "now", until the next change
 
     # --- writes ---
 
     def _touch(self, time: int | None) -> None:
-        self._view = None
         if time is not None and (self.newest_ms is None or time > self.newest_ms):
             self.newest_ms = time
 
@@ -105,13 +102,11 @@ class PatientRecord:
         current = self.claims.get(claim_id)
         if current is not None and current[0].claim_version > version:
             return 0
-        self._view = None
         self.claims[claim_id] = claim
         return int(current is None)
 
     def forget_claims(self) -> None:
         """Drop the claim history and what was derived from it (a revoked claims partition)."""
-        self._view = None
         self.claims.clear()
         self.expired = NO_EXPIRED_CLAIMS
         self.decided_ms = None
@@ -125,11 +120,12 @@ class PatientRecord:
     # --- reads ---
 
     def as_of(self, as_of: int | None) -> PatientContext:
-        """The context a claim with record time `as_of` sees (None: everything held)."""
+        """The context a claim with record time `as_of` sees (None: everything held).
+
+        Built per call, not cached: in the stream every decided claim changes its patient's history,
+        so a cached view would never be read twice and would only hold memory between claims."""
         if as_of is None or self.newest_ms is None or as_of >= self.newest_ms:
-            if self._view is None:
-                self._view = self._build(None)
-            return self._view
+            return self._build(None)  # everything held is visible: no time filter to apply
         return self._build(as_of)
 
     def _build(self, as_of: int | None) -> PatientContext:
@@ -175,7 +171,6 @@ class PatientRecord:
             earliest_lab = earliest_service - timedelta(days=horizon.lab_lookback_days)
         except OverflowError:
             return dropped
-        self._view = None
         for key, rx_held in list(self.prescriptions.items()):
             rx_held = self.prescriptions[key] = Versions.settle(rx_held, settled)
             if isinstance(rx_held, RxFacts) and _rx_expired(rx_held, earliest_service):
