@@ -134,6 +134,24 @@ def test_a_writer_schema_is_fetched_once_per_id(standin: RegistryStandIn) -> Non
     assert len(standin.requests) == 2  # the producer's registration and the consumer's one fetch
 
 
+def test_the_plain_body_is_offered_only_for_a_known_writer_schema_equal_to_ours(standin: RegistryStandIn) -> None:
+    producer = RegistryWire(standin.url)
+    ours = producer.encode("LabResultRecorded", LAB, TOPIC)
+    older = avro_body(without_field("LabResultRecorded", "unit"), {k: v for k, v in LAB.items() if k != "unit"})
+    older_id = standin.register("ehr.older.v1-value", json.dumps(without_field("LabResultRecorded", "unit")))
+    consumer = RegistryWire(standin.url)
+
+    # An id not fetched yet: the checked read fetches it first.
+    assert consumer.plain_body("LabResultRecorded", ours) is None
+    consumer.decode("LabResultRecorded", ours)
+    assert consumer.plain_body("LabResultRecorded", ours) == ours[5:]
+    # Another writer schema needs resolution: never the plain body.
+    consumer.decode("LabResultRecorded", frame(older_id, older))
+    assert consumer.plain_body("LabResultRecorded", frame(older_id, older)) is None
+    assert consumer.plain_body("LabResultRecorded", b"\x01" + ours[1:]) is None  # no magic byte
+    assert consumer.plain_body("LabResultRecorded", ours[:3]) is None
+
+
 # --- schema evolution -----------------------------------------------------------------------------
 
 

@@ -110,6 +110,13 @@ class AvroCodec:
             raise DecodeError(f"{self.name}: {error}") from None
         return record
 
+    def is_own_schema(self, writer_schema: dict[str, Any]) -> bool:
+        """Was a payload written with `writer_schema` written with exactly this codec's schema?"""
+        try:
+            return self._writer(writer_schema) is self.schema
+        except DecodeError:
+            return False
+
     def _writer(self, writer_schema: dict[str, Any]) -> dict[str, Any]:
         cached = self._writers.get(id(writer_schema))
         if cached is not None and cached[0] is writer_schema:

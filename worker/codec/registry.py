@@ -109,6 +109,17 @@ class RegistryWire:
         except DecodeError as error:
             raise DecodeError(f"{error} (writer schema id {schema_id})") from None
 
+    def plain_body(self, schema_name: str, payload: bytes) -> bytes | None:
+        """The body, when its writer schema is already known and is exactly ours; else None (the
+        checked read then fetches, resolves or rejects it)."""
+        if len(payload) < _HEADER.size:
+            return None
+        magic, schema_id = _HEADER.unpack_from(payload)
+        writer = self._writers.get(schema_id) if magic == MAGIC_BYTE else None
+        if not isinstance(writer, dict) or not self._codec(schema_name).is_own_schema(writer):
+            return None
+        return payload[_HEADER.size :]
+
     def _codec(self, schema_name: str) -> AvroCodec:
         codec = self._codecs.get(schema_name)
         if codec is None:

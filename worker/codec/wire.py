@@ -22,6 +22,11 @@ class WireFormat(Protocol):
 
     def encode(self, schema_name: str, record: Mapping[str, Any], topic: str) -> bytes: ...
 
+    def plain_body(self, schema_name: str, payload: bytes) -> bytes | None:
+        """The payload's Avro binary when it was written with exactly the project's schema (what a
+        compiled field reader, worker/codec/avro_fields.py, can read); None: decode it instead."""
+        ...
+
 
 class PlainAvro:
     """Schemaless Avro binary: reader and writer share the project's current schemas."""
@@ -34,3 +39,6 @@ class PlainAvro:
 
     def encode(self, schema_name: str, record: Mapping[str, Any], topic: str) -> bytes:
         return self._codecs[schema_name].encode(record)
+
+    def plain_body(self, schema_name: str, payload: bytes) -> bytes | None:
+        return payload

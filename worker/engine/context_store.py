@@ -59,18 +59,26 @@ class ContextStore:
 
     def add_prescription(self, partition: int, prescription: Prescription, time: int | None) -> bool:
         """Apply one prescription version with its record time; returns True when it is late."""
-        record = self._record(partition, prescription.patient_id)
-        self.sizes["prescriptions"] += record.add_prescription(RxFacts.of(prescription, time))
-        return record.is_late(time)
+        return self.apply_prescription(partition, prescription.patient_id, RxFacts.of(prescription, time))
+
+    def apply_prescription(self, partition: int, patient_id: str, version: RxFacts) -> bool:
+        """`add_prescription` of a version already in its compact form (`RxFacts.of` or `.read`)."""
+        record = self._record(partition, patient_id)
+        self.sizes["prescriptions"] += record.add_prescription(version)
+        return record.is_late(version.time)
 
     def add_lab(self, partition: int, lab: LabResult, time: int | None) -> bool:
         """Apply one lab version with its record time; returns True when it is late."""
-        if self.lab_groups is not None and lab.loinc_code not in self.lab_groups:
-            record = self._bucket(partition).get(lab.patient_id)
-            return record is not None and record.is_late(time)
-        record = self._record(partition, lab.patient_id)
-        self.sizes["labs"] += record.add_lab(LabFacts.of(lab, time))
-        return record.is_late(time)
+        return self.apply_lab(partition, lab.patient_id, LabFacts.of(lab, time))
+
+    def apply_lab(self, partition: int, patient_id: str, version: LabFacts) -> bool:
+        """`add_lab` of a version already in its compact form (`LabFacts.of` or `.read`)."""
+        if self.lab_groups is not None and version.loinc_code not in self.lab_groups:
+            record = self._bucket(partition).get(patient_id)
+            return record is not None and record.is_late(version.time)
+        record = self._record(partition, patient_id)
+        self.sizes["labs"] += record.add_lab(version)
+        return record.is_late(version.time)
 
     def add_claim(self, partition: int, claim: Claim, time: int | None) -> None:
         """A claim decided (or replayed as history): it becomes a prior claim of the patient's later

@@ -36,6 +36,7 @@ PrescriptionStatus = Literal["ACTIVE", "COMPLETED", "STOPPED", "ON_HOLD", "ENTER
 Formulation = Literal["IMMEDIATE_RELEASE", "EXTENDED_RELEASE", "INJECTION", "SUSPENSION", "OTHER"]
 Route = Literal["ORAL", "INTRAVENOUS", "SUBLINGUAL", "OTHER"]
 LabStatus = Literal["FINAL", "PRELIMINARY", "CORRECTED", "AMENDED", "CANCELLED", "ENTERED_IN_ERROR"]
+COUNTED_LAB_STATUSES = frozenset(("FINAL", "CORRECTED", "AMENDED"))
 
 LineOutcome = Literal["ACCEPT", "HOLD", "DENY_RISK"]
 FindingOutcome = Literal["HOLD", "DENY_RISK", "INFO"]
@@ -181,8 +182,12 @@ class Prescription(_Record):
 
     @cached_property
     def ingredient_key(self) -> str:
-        """The ingredient as letters only, lower-case: how drug names are compared."""
-        return "".join(character for character in self.ingredient.lower() if "a" <= character <= "z")
+        return ingredient_key(self.ingredient)
+
+
+def ingredient_key(ingredient: str) -> str:
+    """The ingredient as letters only, lower-case: how drug names are compared."""
+    return "".join(character for character in ingredient.lower() if "a" <= character <= "z")
 
 
 class LabResult(_Record):
@@ -202,7 +207,7 @@ class LabResult(_Record):
     @property
     def counted(self) -> bool:
         """Only final, corrected and amended results with a value count."""
-        return self.status in ("FINAL", "CORRECTED", "AMENDED") and self.value is not None
+        return self.status in COUNTED_LAB_STATUSES and self.value is not None
 
     @cached_property
     def effective_date(self) -> date:

@@ -21,6 +21,13 @@ MAX_POLL_INTERVAL_MS = 600_000
 # fast when a batch of claims waits on the context barrier.
 CONTEXT_FETCH_MAX_WAIT_MS = 20
 PRODUCER_BATCH_BYTES = 1024 * 1024
+# Fetched-but-unread records are memory a backlog holds until their partition's turn in the merge
+# (a paused partition keeps its last fetch). Both bounds matter: Kafka honours the per-partition one,
+# and a whole response is bounded by the total (the embedded broker honours only that one).
+CLAIMS_PARTITION_FETCH_BYTES = 256 * 1024  # a few hundred claims
+CLAIMS_FETCH_BYTES = 1024 * 1024
+CONTEXT_PARTITION_FETCH_BYTES = 64 * 1024  # about 500 lab results
+CONTEXT_FETCH_BYTES = 512 * 1024
 
 
 def _split_overrides(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -51,9 +58,8 @@ def group_consumer(settings: Settings) -> KafkaConsumer:
         "auto_offset_reset": "earliest",
         "allow_auto_create_topics": False,
         "max_poll_records": settings.max_batch,
-        # Fetched-but-unread claims are memory a backlog holds per partition: 256 KiB (a few hundred
-        # claims) keeps fetches pipelined without buffering megabytes per partition.
-        "max_partition_fetch_bytes": 256 * 1024,
+        "max_partition_fetch_bytes": CLAIMS_PARTITION_FETCH_BYTES,
+        "fetch_max_bytes": CLAIMS_FETCH_BYTES,
         "max_poll_interval_ms": MAX_POLL_INTERVAL_MS,
         "partition_assignment_strategy": (RangePartitionAssignor,),
         **overrides,
@@ -77,9 +83,10 @@ def assigned_consumer(settings: Settings, purpose: str) -> KafkaConsumer:
         "auto_offset_reset": "earliest",
         "allow_auto_create_topics": False,
         # Context is applied as it is read and paused when ahead of its claims: a poll of a thousand
-        # records and 256 KiB per partition fetch keep the read-ahead (and its memory) small.
+        # records and small fetches keep the read-ahead (and its memory) small.
         "max_poll_records": 1_000,
-        "max_partition_fetch_bytes": 256 * 1024,
+        "max_partition_fetch_bytes": CONTEXT_PARTITION_FETCH_BYTES,
+        "fetch_max_bytes": CONTEXT_FETCH_BYTES,
         "fetch_max_wait_ms": CONTEXT_FETCH_MAX_WAIT_MS,
         **{k: v for k, v in overrides.items() if k not in group_only},
     }

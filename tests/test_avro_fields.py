@@ -1,0 +1,251 @@
+"""The compiled field readers (worker/codec/avro_fields.py) against the checked read they shortcut.
+
+The promise: whatever the compiled reader accepts, the checked read (fastavro, the scan, the checks,
+pydantic) accepts too, and the compact facts built from either are equal. Anything it is unsure of
+it hands back (None), and the checked read decides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import typing
+from datetime import UTC, date, datetime
+
+import fastavro
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from worker.codec.avro import AvroCodec, load_schema
+from worker.codec.avro_fields import compile_fields
+from worker.engine import events
+from worker.engine.events import LabResult, Prescription
+from worker.engine.records import LAB_FIELDS, RX_FIELDS, LabFacts, RxFacts
+from worker.errors import DecodeError
+
+LAB = AvroCodec("LabResultRecorded")
+RX = AvroCodec("PrescriptionRecorded")
+READ_LAB = compile_fields(LAB.schema, LAB_FIELDS)
+READ_RX = compile_fields(RX.schema, RX_FIELDS)
+
+text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+finite = st.floats(allow_nan=False, allow_infinity=False)
+int32 = st.integers(-(2**31), 2**31 - 1)
+moments = st.datetimes(min_value=datetime(1, 1, 3), max_value=datetime(9999, 12, 29), timezones=st.just(UTC)).map(
+    lambda moment: moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+)
+days = st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31))
+
+
+def _symbols(codec: AvroCodec, field: str) -> list[str]:
+    (schema,) = (f["type"] for f in codec.schema["fields"] if f["name"] == field)
+    return list(schema["symbols"])
+
+
+labs = st.fixed_dictionaries(
+    {
+        "event_id": text,
+        "event_time": moments,
+        "observation_id": text,
+        "patient_id": text,
+        "loinc_code": st.sampled_from(["11253-2", "2160-0", "33914-3", "x"]) | text,
+        "display": st.none() | text,
+        "value": st.none() | finite,
+        "unit": st.none() | text,
+        "effective_time": moments,
+        "status": st.sampled_from(_symbols(LAB, "status")),
+    }
+)
+prescriptions = st.fixed_dictionaries(
+    {
+        "event_id": text,
+        "event_time": moments,
+        "prescription_id": text,
+        "patient_id": text,
+        "status": st.sampled_from(_symbols(RX, "status")),
+        "ingredient": st.sampled_from(["tacrolimus", "Cyclo-Sporine", ""]) | text,
+        "formulation": st.sampled_from(_symbols(RX, "formulation")),
+        "route": st.sampled_from(_symbols(RX, "route")),
+        "strength_mg": st.none() | finite,
+        "dose_mg": st.none() | finite,
+        "doses_per_day": st.none() | int32,
+        "days_supply": st.none() | int32,
+        "start_date": days,
+        "end_date": st.none() | days,
+        "dosing_weight_kg": st.none() | finite,
+        "prescriber_npi": st.none() | text,
+        "dispense_as_written": st.booleans(),
+        "clinical_justification": st.none() | text,
+        "rxnorm_code": st.none() | text,
+        "ndc": st.none() | text,
+    }
+)
+
+
+def _without_seq(facts: LabFacts | RxFacts) -> LabFacts | RxFacts:
+    return dataclasses.replace(facts, seq=0)
+
+
+def checked_lab(payload: bytes, time: int) -> LabFacts | None:
+    try:
+        return LabFacts.of(LabResult.model_validate(LAB.decode(payload)), time)
+    except (DecodeError, ValueError):
+        return None
+
+
+def checked_rx(payload: bytes, time: int) -> RxFacts | None:
+    try:
+        return RxFacts.of(Prescription.model_validate(RX.decode(payload)), time)
+    except (DecodeError, ValueError):
+        return None
+
+
+def test_the_context_schemas_compile_and_nested_ones_do_not() -> None:
+    assert READ_LAB is not None and READ_RX is not None
+    assert compile_fields(load_schema("ClaimSubmitted"), ["claim_id"]) is None  # records and arrays inside
+
+
+@pytest.mark.parametrize(
+    ("codec", "field", "literal"),
+    [
+        (LAB, "status", events.LabStatus),
+        (RX, "status", events.PrescriptionStatus),
+        (RX, "formulation", events.Formulation),
+        (RX, "route", events.Route),
+    ],
+)
+def test_every_schema_symbol_is_one_the_model_accepts(codec: AvroCodec, field: str, literal: object) -> None:
+    # The compiled reader passes any symbol of the schema: the model must accept exactly those.
+    assert set(_symbols(codec, field)) == set(typing.get_args(literal))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(record=labs, time=st.integers(0, 2**45))
+def test_a_valid_lab_reads_to_the_same_facts(record: dict[str, object], time: int) -> None:
+    payload = LAB.encode(record)
+    fields = READ_LAB(payload)  # type: ignore[misc]
+    assert fields is not None
+    assert fields[0] == record["patient_id"]
+    checked = checked_lab(payload, time)
+    assert checked is not None
+    assert _without_seq(LabFacts.read(fields, time)) == _without_seq(checked)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(record=prescriptions, time=st.integers(0, 2**45))
+def test_a_valid_prescription_reads_to_the_same_facts(record: dict[str, object], time: int) -> None:
+    payload = RX.encode(record)
+    fields = READ_RX(payload)  # type: ignore[misc]
+    assert fields is not None
+    checked = checked_rx(payload, time)
+    assert checked is not None
+    assert _without_seq(RxFacts.read(fields, time)) == _without_seq(checked)
+
+
+def _mutate(payload: bytes, data: st.DataObject) -> bytes:
+    kind = data.draw(st.sampled_from(["flip", "truncate", "extend", "splice"]))
+    if kind == "truncate":
+        return payload[: data.draw(st.integers(0, max(len(payload) - 1, 0)))]
+    if kind == "extend":
+        return payload + data.draw(st.binary(min_size=1, max_size=8))
+    at = data.draw(st.integers(0, len(payload) - 1))
+    if kind == "flip":
+        return payload[:at] + bytes([data.draw(st.integers(0, 255))]) + payload[at + 1 :]
+    return payload[:at] + data.draw(st.binary(max_size=16)) + payload[at + 1 :]
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@given(record=labs, data=st.data())
+def test_a_damaged_lab_is_read_as_the_checked_read_reads_it_or_handed_back(
+    record: dict[str, object], data: st.DataObject
+) -> None:
+    payload = _mutate(LAB.encode(record), data)
+    fields = READ_LAB(payload)  # type: ignore[misc]
+    if fields is not None:
+        checked = checked_lab(payload, 1)
+        assert checked is not None, "the compiled reader accepted what the checked read rejects"
+        assert _without_seq(LabFacts.read(fields, 1)) == _without_seq(checked)
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@given(record=prescriptions, data=st.data())
+def test_a_damaged_prescription_is_read_as_the_checked_read_reads_it_or_handed_back(
+    record: dict[str, object], data: st.DataObject
+) -> None:
+    payload = _mutate(RX.encode(record), data)
+    fields = READ_RX(payload)  # type: ignore[misc]
+    if fields is not None:
+        checked = checked_rx(payload, 1)
+        assert checked is not None, "the compiled reader accepted what the checked read rejects"
+        assert _without_seq(RxFacts.read(fields, 1)) == _without_seq(checked)
+
+
+@given(payload=st.binary(max_size=200))
+def test_random_bytes_are_handed_back_unless_the_checked_read_takes_them(payload: bytes) -> None:
+    for reader, checked in ((READ_LAB, checked_lab), (READ_RX, checked_rx)):
+        if reader(payload) is not None:  # type: ignore[misc]
+            assert checked(payload, 1) is not None
+
+
+LAB_RECORD: dict[str, object] = {
+    "event_id": "E1",
+    "event_time": datetime(2025, 3, 1, 9, 0, tzinfo=UTC),
+    "observation_id": "O1",
+    "patient_id": "P1",
+    "loinc_code": "11253-2",
+    "value": 7.5,
+    "effective_time": datetime(2025, 3, 1, 8, 0, tzinfo=UTC),
+    "status": "FINAL",
+}
+
+
+def _fastavro_bytes(record: dict[str, object]) -> bytes:
+    """fastavro's own writer: the codec refuses to write NaN, which another producer may send."""
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, LAB.schema, record)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("value", float("nan")),
+        ("value", float("inf")),
+        ("event_time", datetime(9999, 12, 31, 23, 0, tzinfo=UTC)),  # within a day of datetime's end
+    ],
+)
+def test_values_at_the_checked_reads_edges_are_handed_back(field: str, value: object) -> None:
+    assert READ_LAB(_fastavro_bytes({**LAB_RECORD, field: value})) is None  # type: ignore[misc]
+    assert READ_LAB(_fastavro_bytes(LAB_RECORD)) is not None  # type: ignore[misc]
+
+
+def _zigzag(value: int) -> bytes:
+    encoded, out = (value << 1) ^ (value >> 63), bytearray()
+    while encoded >= 0x80:
+        out.append((encoded & 0x7F) | 0x80)
+        encoded >>= 7
+    out.append(encoded)
+    return bytes(out)
+
+
+def test_an_int_beyond_32_bits_is_handed_back_and_rejected() -> None:
+    # The lab schema has no int: build a prescription whose days_supply varint holds 2**32.
+    record: dict[str, object] = {
+        "event_id": "E1",
+        "event_time": datetime(2025, 3, 1, tzinfo=UTC),
+        "prescription_id": "RX1",
+        "patient_id": "P1",
+        "status": "ACTIVE",
+        "ingredient": "tacrolimus",
+        "formulation": "IMMEDIATE_RELEASE",
+        "route": "ORAL",
+        "days_supply": 7,
+        "start_date": date(2025, 3, 1),
+    }
+    payload = RX.encode(record)
+    at = payload.index(b"\x02" + _zigzag(7))  # union branch 1, then 7
+    damaged = payload[:at] + b"\x02" + _zigzag(2**32) + payload[at + 2 :]
+    assert READ_RX(payload) is not None  # type: ignore[misc]
+    assert READ_RX(damaged) is None  # type: ignore[misc]
+    assert checked_rx(damaged, 1) is None
