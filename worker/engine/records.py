@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from itertools import count
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from worker.engine.events import COUNTED_LAB_STATUSES, Claim, LabResult, Prescription, ingredient_key
 from worker.engine.exact import EXACT, whole_units
@@ -111,13 +111,13 @@ class RxFacts:
             sys.intern(event.ingredient_key),
             event.formulation,
             event.route,
-            event.strength_mg,
-            event.dose_mg,
+            _shared_value(event.strength_mg),
+            _shared_value(event.dose_mg),
             event.doses_per_day,
             event.days_supply,
             event.start_date,
             event.end_date,
-            event.dosing_weight_kg,
+            _shared_value(event.dosing_weight_kg),
             event.dispense_as_written,
             event.clinical_justification,
             time if event_ms == time else event_ms,
@@ -154,13 +154,13 @@ class RxFacts:
             sys.intern(ingredient_key(ingredient)),
             formulation,
             route,
-            strength_mg,
-            dose_mg,
+            _shared_value(strength_mg),
+            _shared_value(dose_mg),
             doses_per_day,
             days_supply,
             start_date,
             end_date,
-            dosing_weight_kg,
+            _shared_value(dosing_weight_kg),
             dispense_as_written,
             clinical_justification,
             time if event_ms == time else event_ms,
@@ -202,7 +202,7 @@ class LabFacts:
             event.observation_id,
             sys.intern(event.loinc_code),
             event.counted,
-            event.value,
+            _shared_value(event.value),
             _event_ms(event.effective_time) or 0,
             _shared_date(_utc_date(event.effective_time)),  # LabResult.effective_date, without its lock
             time if event_ms == time else event_ms,  # one int object where they agree (event-time stamps)
@@ -221,7 +221,7 @@ class LabFacts:
             observation_id,
             sys.intern(loinc_code),
             status in COUNTED_LAB_STATUSES and value is not None,
-            value,
+            _shared_value(value),
             effective_ms,
             day if day is not None else _dates.setdefault(ordinal, date.fromordinal(ordinal)),
             time if event_ms == time else event_ms,
@@ -257,7 +257,7 @@ def prior_claim(claim: Claim) -> PriorClaim:
             claim.claim_id,
             claim.claim_version,
             line.line_number,
-            line.units,
+            _shared_value(line.units),
             _shared_date(line.date_of_service),
             line.days_supply,
             sys.intern(normalize_ndc(line.ndc)) if line.ndc and line.ndc.strip() else None,
@@ -289,6 +289,28 @@ NO_EXPIRED_CLAIMS = ExpiredClaims()
 
 # Many patients' labs and lines share dates: one date object per day instead of one per record.
 _dates: dict[int, date] = {}
+# And numbers (a level of 7.5 ng/mL, a dose of 2 mg, 60 units): one float object per value, up
+# to a bound, so that unusual values cannot grow the table without end.
+_values: dict[float, float] = {}
+_MAX_SHARED_VALUES = 1 << 16
+
+
+@overload
+def _shared_value(value: float) -> float: ...
+@overload
+def _shared_value(value: None) -> None: ...
+@overload
+def _shared_value(value: float | None) -> float | None: ...
+def _shared_value(value: float | None) -> float | None:
+    # Zero is left alone: 0.0 and -0.0 are equal keys, and a lab's sign must be kept as written.
+    if not value:
+        return value
+    shared = _values.get(value)
+    if shared is not None:
+        return shared
+    if len(_values) < _MAX_SHARED_VALUES:
+        _values[value] = value
+    return value
 
 
 def _shared_date(day: date) -> date:

@@ -38,8 +38,9 @@ Tp = tuple[str, int]  # (topic, partition); kafka-python's TopicPartition is one
 # 300 bytes a record held.
 LOOKAHEAD_RECORDS = 256
 # A claims partition's queue above this many claims is paused (they wait for context). Queued claims
-# are decoded events, a few KiB each: this bounds what a backlog holds in memory besides the context.
-MAX_QUEUED_CLAIMS = 500
+# are their records (about 1 KiB each with Kafka timestamps; decoded events, a few KiB, with event
+# times): this bounds what a backlog holds in memory besides the context.
+MAX_QUEUED_CLAIMS = 200
 
 
 @dataclass(slots=True)
