@@ -6,6 +6,7 @@ Times are record times in milliseconds. The patient is the clean liver example (
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,3 +201,58 @@ def test_the_record_time_follows_the_timestamp_source(source: str) -> None:
     event_time = datetime(1970, 1, 1, 0, 0, 7, tzinfo=UTC)
     assert record_time(record, event_time, source) == (7_000 if source == "event_time" else 5_000)  # type: ignore[arg-type]
     assert record_time(Record("c", 0, 0, -1, None, None), event_time, "kafka") == 7_000  # no Kafka timestamp
+
+
+# --- the fast path and the checked read --------------------------------------------------------
+
+
+class CheckedOnly(PlainAvro):
+    """A wire format that never offers a plain body: every context record takes the checked read."""
+
+    def plain_body(self, schema_name: str, payload: bytes) -> bytes | None:
+        return None
+
+
+def _held(store: ContextStore) -> list[tuple[str, list[Any]]]:
+    """Every version the patient's record holds, arrival numbers aside."""
+    record = store.record(0, "P-EX1")
+    assert record is not None
+    entries: list[tuple[str, Any]] = [*record.prescriptions.items(), *record.labs.items()]
+    return [
+        (key, [dataclasses.replace(version, seq=0) for version in (held if isinstance(held, list) else [held])])
+        for key, held in entries
+    ]
+
+
+def test_the_fast_path_and_the_checked_read_hold_the_same_context() -> None:
+    inputs = [
+        (RX, 1, prescription()),
+        (LABS, 2, lab(0)),
+        (LABS, 3, lab(1, status="PRELIMINARY")),
+        (RX, 4, prescription(status="STOPPED", event_time="2026-01-02T00:00:00Z")),
+        (LABS, 5, lab(0, value=None, event_time="2026-01-03T00:00:00Z")),
+    ]
+    stores = []
+    for wire in (WIRE, CheckedOnly()):
+        store = ContextStore(horizon=EVALUATOR.horizon, lab_groups=EVALUATOR.reference.group_of_loinc)
+        feed = ContextFeed(wire, TOPICS, store, TimeOrderedMerge(grace_ms=0, now_ms=lambda: 0))
+        if wire is WIRE:  # every one of these is plain: the checked read must not be needed
+            feed._apply = lambda tp, record: pytest.fail("took the checked read")  # type: ignore[method-assign]
+        for offset, (tp, time, value) in enumerate(inputs):
+            assert feed.add_context(tp, [Record(tp[0], 0, offset, time, b"P-EX1", value)]) == []
+        stores.append(store)
+    assert _held(stores[0]) == _held(stores[1])
+    assert stores[0].sizes == stores[1].sizes
+
+
+def test_a_record_the_fast_path_hands_back_is_judged_by_the_checked_read() -> None:
+    harness = Harness()
+    wrong_key = harness._record("labs", 1, lab(0), key=b"someone-else")
+    rejected = harness.feed.add_context(LABS, [wrong_key])
+    assert [item.rejected.message for item in rejected] == [
+        "LabResultRecorded: record key is not the event's patient_id (co-partitioning needs patient_id keys)"
+    ]
+    truncated = harness._record("labs", 2, lab(0)[:-3])
+    (item,) = harness.feed.add_context(LABS, [truncated])
+    assert item.rejected.reason == "decode"
+    assert harness.store.record(0, "P-EX1") is None  # nothing of either was applied

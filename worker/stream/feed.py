@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from worker.codec.avro import load_schema
-from worker.codec.avro_fields import compile_fields
+from worker.codec.avro_fields import FieldReader, compile_fields
 from worker.codec.wire import WireFormat
 from worker.config import TimestampSource, Topics
 from worker.engine.context import PatientContext
@@ -105,6 +105,10 @@ def record_time_ms(record: InputRecord, event_ms: int | None, source: TimestampS
     return int(second) if second is not None else 0
 
 
+# A context topic's fast path: its schema name, compiled reader, facts builder and store method.
+_PlainRead = tuple[str, FieldReader, Callable[[tuple[Any, ...], int], Any], Callable[[int, str, Any], bool]]
+
+
 class ContextFeed:
     def __init__(
         self,
@@ -126,27 +130,36 @@ class ContextFeed:
         self.on_late = on_late  # called with the topic of each late context record
         self.history_replayed = 0  # claims added to the history while rebuilding
         # Plain records go straight to their compact facts; the rest take the checked read.
-        self._read_prescription = compile_fields(load_schema(SCHEMA_OF["prescription"]), RX_FIELDS)
-        self._read_lab = compile_fields(load_schema(SCHEMA_OF["lab"]), LAB_FIELDS)
+        self._plain: dict[str, _PlainRead] = {}
+        for topic, schema_name, names, facts_of, apply in (
+            (topics.prescriptions, SCHEMA_OF["prescription"], RX_FIELDS, RxFacts.read, store.apply_prescription),
+            (topics.lab_results, SCHEMA_OF["lab"], LAB_FIELDS, LabFacts.read, store.apply_lab),
+        ):
+            reader = compile_fields(load_schema(schema_name), names)
+            if reader is not None:
+                self._plain[topic] = (schema_name, reader, facts_of, apply)
 
     # --- context ----------------------------------------------------------------------------------
 
     def add_context(self, tp: Tp, records: Iterable[InputRecord]) -> list[RejectedRecord]:
         """Apply context records in offset order; returns those that must be dead-lettered."""
         rejected: list[RejectedRecord] = []
+        plain = self._plain.get(tp[0])
+        kafka_stamps = self.timestamp_source == "kafka"
+        context_read = self.merge.context_read
         for record in records:
-            try:
-                time = self._apply(tp, record)
-            except Rejected as error:
-                rejected.append(RejectedRecord(tp[1], record, error))
-                time = record_time(record, None, self.timestamp_source)
-            self.merge.context_read(tp, record.offset, time)
+            time = self._apply_plain(tp, record, plain, kafka_stamps) if plain is not None else None
+            if time is None:
+                try:
+                    time = self._apply(tp, record)
+                except Rejected as error:
+                    rejected.append(RejectedRecord(tp[1], record, error))
+                    time = record_time(record, None, self.timestamp_source)
+            context_read(tp, record.offset, time)
         return rejected
 
     def _apply(self, tp: Tp, record: InputRecord) -> int:
-        fast = self._apply_plain(tp, record)
-        if fast is not None:
-            return fast
+        """The checked read: decode, validate, apply; raises `Rejected` naming the problem."""
         if tp[0] == self.topics.prescriptions:
             prescription = read_event(self.wire, "prescription", record.key, record.value, Prescription)
             time = record_time(record, prescription.event_time, self.timestamp_source)
@@ -159,25 +172,24 @@ class ContextFeed:
             self.on_late(tp[0])
         return time
 
-    def _apply_plain(self, tp: Tp, record: InputRecord) -> int | None:
-        """The fast path of `_apply`: a record written with our schema, valid and keyed by its patient,
-        read by the compiled reader straight into its facts. None: anything else (the checked read
-        decides, and names the problem if there is one); nothing has been applied then."""
-        prescriptions = tp[0] == self.topics.prescriptions
-        reader = self._read_prescription if prescriptions else self._read_lab
-        value = record.value
-        if reader is None or value is None or record.key is None:
+    def _apply_plain(self, tp: Tp, record: InputRecord, plain: _PlainRead, kafka_stamps: bool) -> int | None:
+        """The fast path: a record written with our schema, valid and keyed by its patient, read by
+        the compiled reader straight into its facts (as the checked read would make them, tested).
+        None for anything else, with nothing applied: the checked read decides, and names the problem."""
+        schema_name, reader, facts_of, apply = plain
+        value, key = record.value, record.key
+        if value is None or key is None:
             return None
-        body = self.wire.plain_body(SCHEMA_OF["prescription" if prescriptions else "lab"], value)
+        body = self.wire.plain_body(schema_name, value)
         fields = reader(body) if body is not None else None
-        if fields is None or record.key != fields[0].encode():
+        if fields is None or key != fields[0].encode():
             return None
-        time = record_time_ms(record, fields[1], self.timestamp_source)
-        if prescriptions:
-            late = self.store.apply_prescription(tp[1], fields[0], RxFacts.read(fields, time))
+        stamp = record.timestamp
+        if kafka_stamps and stamp is not None and stamp >= 0:
+            time = stamp
         else:
-            late = self.store.apply_lab(tp[1], fields[0], LabFacts.read(fields, time))
-        if late:
+            time = record_time_ms(record, fields[1], self.timestamp_source)
+        if apply(tp[1], fields[0], facts_of(fields, time)):
             self.on_late(tp[0])
         return time
 
