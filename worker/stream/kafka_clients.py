@@ -25,9 +25,9 @@ PRODUCER_BATCH_BYTES = 1024 * 1024
 # (a paused partition keeps its last fetch). Both bounds matter: Kafka honours the per-partition one,
 # and a whole response is bounded by the total (the embedded broker honours only that one).
 CLAIMS_PARTITION_FETCH_BYTES = 256 * 1024  # a few hundred claims
-CLAIMS_FETCH_BYTES = 512 * 1024
+CLAIMS_FETCH_BYTES = 256 * 1024
 CONTEXT_PARTITION_FETCH_BYTES = 64 * 1024  # about 500 lab results
-CONTEXT_FETCH_BYTES = 256 * 1024
+CONTEXT_FETCH_BYTES = 128 * 1024
 
 
 def _split_overrides(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
