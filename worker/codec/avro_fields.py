@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from worker.codec.avro_scan import read_long
+
 FieldReader = Callable[[bytes], tuple[Any, ...] | None]
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
@@ -31,21 +33,6 @@ _DAY_MS = 86_400_000
 _MIN_MS = (datetime.min.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).days * _DAY_MS + _DAY_MS
 _MAX_MS = (datetime.max.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).days * _DAY_MS - _DAY_MS
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-
-
-def _varint(buf: bytes, pos: int, byte: int) -> tuple[int, int]:
-    """The rest of a zigzag varint whose first byte (>= 0x80) was `byte`: its value and end."""
-    result = byte & 0x7F
-    shift = 7
-    while True:
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint longer than 10 bytes")
 
 
 class _Source:
@@ -63,7 +50,7 @@ class _Source:
         self.add("if b < 128:", depth)
         self.add(f"{target} = (b >> 1) ^ -(b & 1)", depth + 1)
         self.add("else:", depth)
-        self.add(f"{target}, p = _varint(buf, p, b)", depth + 1)
+        self.add(f"{target}, p = _read_long(buf, p - 1)", depth + 1)
 
 
 def _value(source: _Source, schema: Any, target: str, depth: int, consts: dict[str, Any]) -> bool:
@@ -134,7 +121,11 @@ def compile_fields(schema: dict[str, Any], names: Sequence[str]) -> FieldReader 
     if any(name not in known for name in names):
         raise ValueError(f"{schema.get('name')}: no field(s) {sorted(set(names) - known)}")
     source = _Source()
-    consts: dict[str, Any] = {"_varint": _varint, "_date": date.fromordinal, "_double": struct.Struct("<d").unpack_from}
+    consts: dict[str, Any] = {
+        "_read_long": read_long,  # a varint of more than one byte (the first is inlined)
+        "_date": date.fromordinal,
+        "_double": struct.Struct("<d").unpack_from,
+    }
     source.add("size = len(buf)")
     source.add("p = 0")
     for index, field in enumerate(fields):

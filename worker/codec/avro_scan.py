@@ -20,8 +20,9 @@ class Malformed(ValueError):
     """The payload is not canonical Avro of the schema; the message names the problem, not a value."""
 
 
-def _long(buf: bytes, pos: int) -> tuple[int, int]:
-    """A zigzag varint at `pos`: its value and the position after it."""
+def read_long(buf: bytes, pos: int) -> tuple[int, int]:
+    """A zigzag varint at `pos`: its value and the position after it (also the compiled field
+    readers' way past a varint of more than one byte, worker/codec/avro_fields.py)."""
     byte = buf[pos]
     pos += 1
     if byte < 0x80:
@@ -56,7 +57,7 @@ def _boolean(buf: bytes, pos: int) -> int:
 
 
 def _sized(buf: bytes, pos: int) -> int:
-    size, pos = _long(buf, pos)
+    size, pos = read_long(buf, pos)
     if size < 0:
         raise Malformed("a string or bytes length is negative")
     end = pos + size
@@ -113,7 +114,7 @@ def _union(branches: list[Scan]) -> Scan:
     count = len(branches)
 
     def scan(buf: bytes, pos: int) -> int:
-        index, pos = _long(buf, pos)
+        index, pos = read_long(buf, pos)
         if not 0 <= index < count:
             raise Malformed("a union branch index is out of range (negative or too large)")
         return branches[index](buf, pos)
@@ -132,7 +133,7 @@ def _record(fields: list[Scan]) -> Scan:
 
 def _enum(count: int) -> Scan:
     def scan(buf: bytes, pos: int) -> int:
-        index, pos = _long(buf, pos)
+        index, pos = read_long(buf, pos)
         if not 0 <= index < count:
             raise Malformed("an enum symbol index is out of range (negative or too large)")
         return pos
@@ -142,7 +143,7 @@ def _enum(count: int) -> Scan:
 
 def _blocks(item: Scan, *, keyed: bool) -> Scan:
     def scan(buf: bytes, pos: int) -> int:
-        count, pos = _long(buf, pos)
+        count, pos = read_long(buf, pos)
         while count:
             if count < 0:  # a block with its byte size: the count is negated
                 count = -count
@@ -151,7 +152,7 @@ def _blocks(item: Scan, *, keyed: bool) -> Scan:
                 if keyed:
                     pos = _sized(buf, pos)
                 pos = item(buf, pos)
-            count, pos = _long(buf, pos)
+            count, pos = read_long(buf, pos)
         return pos
 
     return scan
