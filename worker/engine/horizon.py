@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from worker.engine.context import PatientContext
+from worker.engine.lab_table import LabTable
 from worker.engine.records import (
     _EPOCH,
     NO_EXPIRED_CLAIMS,
@@ -69,7 +70,7 @@ class PatientRecord:
 
     def __init__(self) -> None:
         self.prescriptions: dict[str, RxFacts | list[RxFacts]] = {}
-        self.labs: dict[str, LabFacts | list[LabFacts]] = {}
+        self.labs = LabTable()
         self.claims: dict[str, PriorClaim] = {}
         self.expired = NO_EXPIRED_CLAIMS
         self.newest_ms: int | None = None  # newest record time of any context version held
@@ -91,10 +92,9 @@ class PatientRecord:
         return int(held is None)
 
     def add_lab(self, version: LabFacts) -> int:
+        """Returns 1 when the observation id is new."""
         self._touch(version.time)
-        held = self.labs.get(version.observation_id)
-        self.labs[version.observation_id] = Versions.add(held, version)
-        return int(held is None)
+        return self.labs.add(version)
 
     def add_claim(self, claim: PriorClaim) -> int:
         """Keep the highest version of each claim; returns 1 when the claim id is new."""
@@ -131,7 +131,7 @@ class PatientRecord:
     def _build(self, as_of: int | None) -> PatientContext:
         prescriptions = [rx for held in self.prescriptions.values() if (rx := Versions.newest(held, as_of))]
         prescriptions.sort(key=lambda rx: rx.seq)
-        labs = [lab for held in self.labs.values() if (lab := Versions.newest(held, as_of)) and lab.counted]
+        labs = self.labs.visible(as_of)
         labs.sort(key=lambda lab: (lab.effective_ms, lab.seq))
         lines = [prior for claim in self.claims.values() for prior in claim]
         return PatientContext(prescriptions, labs, lines, self.expired)
@@ -183,29 +183,16 @@ class PatientRecord:
         for key in expired_rx:
             del self.prescriptions[key]
         dropped["prescriptions"] += len(expired_rx)
-        newest_old_level: tuple[int, int, str] | None = None
-        old: list[str] = []
-        for key, lab_held in self.labs.items():
-            if type(lab_held) is list:
-                lab_held = self.labs[key] = Versions.settle(lab_held, settled)
-            if type(lab_held) is LabFacts and lab_held.effective_date < earliest_lab:
-                old.append(key)
-                if lab_held.counted and group_of.get(lab_held.loinc_code) == TACROLIMUS_LEVEL_GROUP:
-                    candidate = (lab_held.effective_ms, lab_held.seq, key)
-                    if newest_old_level is None or candidate > newest_old_level:
-                        newest_old_level = candidate
-        for key in old:
-            if newest_old_level is None or key != newest_old_level[2]:
-                del self.labs[key]
-                dropped["labs"] += 1
+        dropped["labs"] += self.labs.prune(
+            earliest_lab, settled, lambda loinc: group_of.get(loinc) == TACROLIMUS_LEVEL_GROUP
+        )
         expired_claims = [key for key, claim in self.claims.items() if _claim_expired(claim, earliest_service)]
         for claim_id in expired_claims:
             self.expired = self.expired.plus(self.claims.pop(claim_id))
         dropped["prior_claims"] += len(expired_claims)
         if any(dropped.values()):
-            # A dict never shrinks on deletion: after a year of churn a patient's lab dict holds twice
-            # the table its entries need (measured: 3.2 KiB instead of 1.5). Copying compacts it.
-            self.labs = dict(self.labs)
+            # A dict never shrinks on deletion: after a year of churn a patient's dict holds twice the
+            # table its entries need (measured on labs: 3.2 KiB instead of 1.5). Copying compacts it.
             self.prescriptions = dict(self.prescriptions)
             self.claims = dict(self.claims)
         return dropped

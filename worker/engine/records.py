@@ -215,15 +215,13 @@ class LabFacts:
         """From the values of `LAB_FIELDS`, as the compiled Avro reader returns them: equal to
         `LabFacts.of` of the validated event, without building it."""
         _patient_id, event_ms, observation_id, loinc_code, value, effective_ms, status = fields
-        ordinal = _EPOCH_ORDINAL + effective_ms // _DAY_MS
-        day = _dates.get(ordinal)
         return cls(
             observation_id,
             sys.intern(loinc_code),
             status in COUNTED_LAB_STATUSES and value is not None,
             _shared_value(value),
             effective_ms,
-            day if day is not None else _dates.setdefault(ordinal, date.fromordinal(ordinal)),
+            shared_date(_EPOCH_ORDINAL + effective_ms // _DAY_MS),
             time if event_ms == time else event_ms,
             time,
             next(_arrivals),
@@ -315,6 +313,12 @@ def _shared_value(value: float | None) -> float | None:
 
 def _shared_date(day: date) -> date:
     return _dates.setdefault(day.toordinal(), day)
+
+
+def shared_date(ordinal: int) -> date:
+    """The shared date object of a proleptic Gregorian ordinal."""
+    day = _dates.get(ordinal)
+    return day if day is not None else _dates.setdefault(ordinal, date.fromordinal(ordinal))
 
 
 # --- versions -----------------------------------------------------------------------------------
