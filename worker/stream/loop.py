@@ -41,7 +41,7 @@ from worker.codec.wire import WireFormat
 from worker.config import Settings
 from worker.engine.context_store import ContextStore
 from worker.engine.evaluate import Evaluator
-from worker.engine.events import Claim, Decision, Source
+from worker.engine.events import Decision, Source
 from worker.engine.horizon import widest
 from worker.observability import Health, Metrics
 from worker.stream import kafka_clients
@@ -311,7 +311,10 @@ class StreamWorker(PartitionLifecycle, FlowControl):
                 ("decision_id", decision.decision_id.encode()),
                 ("rule_pack", str(decision.rule_pack).encode()),
             ],
-            lambda acked_at: self._record_decision(decision, claim, record.partition, record.offset, sent_at, acked_at),
+            # Keep only what the metrics need of the claim until the ack: not the claim itself.
+            lambda acked_at: self._record_decision(
+                decision, claim.event_time, record.partition, record.offset, sent_at, acked_at
+            ),
         )
         if self.shadow is not None:
             self.shadow.observe(decision, claim, ready.context, decision.source, ready.as_of, record.key, self.producer)
@@ -359,12 +362,18 @@ class StreamWorker(PartitionLifecycle, FlowControl):
         return True
 
     def _record_decision(
-        self, decision: Decision, claim: Claim, partition: int, offset: int, polled_at: float, acked_at: float
+        self,
+        decision: Decision,
+        claim_time: datetime | None,
+        partition: int,
+        offset: int,
+        polled_at: float,
+        acked_at: float,
     ) -> None:
         latency = acked_at - polled_at
         self.metrics.claim_processing.observe(latency)
-        if claim.event_time is not None:
-            self.metrics.end_to_end_latency.observe(max(0.0, (datetime.now(UTC) - claim.event_time).total_seconds()))
+        if claim_time is not None:
+            self.metrics.end_to_end_latency.observe(max(0.0, (datetime.now(UTC) - claim_time).total_seconds()))
         self.metrics.count_decision(
             decision.outcome,
             ((finding.rule_id, finding.outcome) for line in decision.lines for finding in line.findings),
