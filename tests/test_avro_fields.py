@@ -7,7 +7,6 @@ it hands back (None), and the checked read decides.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import typing
 from datetime import UTC, date, datetime
@@ -84,7 +83,7 @@ prescriptions = st.fixed_dictionaries(
 
 
 def _without_seq(facts: LabFacts | RxFacts) -> LabFacts | RxFacts:
-    return dataclasses.replace(facts, seq=0)
+    return facts._replace(seq=0)
 
 
 def checked_lab(payload: bytes, time: int) -> LabFacts | None:

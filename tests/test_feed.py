@@ -6,7 +6,6 @@ Times are record times in milliseconds. The patient is the clean liver example (
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,7 +218,7 @@ def _held(store: ContextStore) -> list[tuple[str, list[Any]]]:
     assert record is not None
     entries: list[tuple[str, Any]] = [*record.prescriptions.items(), *record.labs.entries()]
     return [
-        (key, [dataclasses.replace(version, seq=0) for version in (held if isinstance(held, list) else [held])])
+        (key, [version._replace(seq=0) for version in (held if isinstance(held, list) else [held])])
         for key, held in entries
     ]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
+
 from worker.engine.lab_table import LabTable
 from worker.engine.records import LabFacts
 
@@ -70,3 +72,22 @@ def test_a_prune_drops_old_labs_but_the_newest_old_level_and_compacts() -> None:
     assert set(kept) == {"L4", *(f"L{n}" for n in range(5, 10)), *(f"K{n}" for n in range(5, 10))}
     assert all(kept[lab.observation_id] == lab for lab in labs if lab.observation_id in kept)
     assert table.visible(None) == [lab for lab in labs if lab.observation_id in kept]
+
+
+@pytest.mark.parametrize("with_absent_times", [False, True])
+def test_each_claim_sees_the_counted_labs_stamped_no_later_than_it(with_absent_times: bool) -> None:
+    # Both ways of building the view: zipped columns, and row by row when some time is absent.
+    table = LabTable()
+    labs = [
+        facts(f"L{n}", date(2025, 1, 1) + timedelta(days=n), time=10 * n, event_ms=10 * n, seq=n, counted=n % 3 != 0)
+        for n in range(12)
+    ]
+    if with_absent_times:
+        labs.append(facts("OFFLINE", date(2025, 2, 1), time=None, event_ms=None, seq=99))
+    for lab in labs:
+        table.add(lab)
+    table.prune(date(2025, 1, 3), None, lambda code: False)  # leaves holes to compact
+    held = [lab for lab in labs if lab.effective_date >= date(2025, 1, 3)]
+    for as_of in (None, -1, 0, 45, 50, 1000):
+        expected = [lab for lab in held if lab.counted and (as_of is None or lab.time is None or lab.time <= as_of)]
+        assert table.visible(as_of) == expected, as_of

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from itertools import count
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from worker.engine.events import COUNTED_LAB_STATUSES, Claim, LabResult, Prescription, ingredient_key
 from worker.engine.exact import EXACT, whole_units
@@ -78,8 +78,7 @@ def _event_ms(moment: datetime | None) -> int | None:
 # --- compact records ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class RxFacts:
+class RxFacts(NamedTuple):
     """The fields of a PrescriptionRecorded version that the rules and the replace rule read."""
 
     prescription_id: str
@@ -181,8 +180,7 @@ class RxFacts:
         return bool(self.clinical_justification and self.clinical_justification.strip())
 
 
-@dataclass(frozen=True, slots=True)
-class LabFacts:
+class LabFacts(NamedTuple):
     """The fields of a LabResultRecorded version that the rules and the replace rule read."""
 
     observation_id: str
