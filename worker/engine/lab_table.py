@@ -84,6 +84,7 @@ class LabTable:
             return 1
         self.versions[key] = [self._facts(row), version]
         self._hole(row)
+        self._compact_if_sparse()
         return 0
 
     def _append(self, version: LabFacts) -> None:
@@ -100,7 +101,9 @@ class LabTable:
         self._absent += version.time is None or version.event_ms is None
 
     def _hole(self, row: int) -> None:
+        """Take a row out: its id goes, and its mask bit, so views skip it without a compaction."""
         self.ids[row] = None
+        self.counted[row] = 0
         self._holes += 1
         self._absent -= self.time[row] == _ABSENT or self.event_ms[row] == _ABSENT
 
@@ -123,8 +126,6 @@ class LabTable:
 
     def visible(self, as_of: int | None) -> list[LabFacts]:
         """The counted version each observation shows a claim with record time `as_of` (None: all)."""
-        if self._holes:
-            self._compact()
         if self._absent:
             out = [self._facts(row) for row in self._rows.values() if self._shows(row, as_of)]
         else:
@@ -191,7 +192,13 @@ class LabTable:
                 del self._rows[observation_id]
                 self._hole(row)
                 dropped += 1
+        self._compact_if_sparse()
         return dropped
+
+    def _compact_if_sparse(self) -> None:
+        # Holes cost a few bytes each and views skip them: compact only when they are a quarter.
+        if self._holes * 4 >= len(self.ids):
+            self._compact()
 
     def _compact(self) -> None:
         """Close the holes (and shrink the index, which a dict never does on deletion)."""
