@@ -17,8 +17,9 @@ a claim sees", is the specification:
   so as a patient's claims advance, what no such claim can reach is dropped (`PatientRecord.prune`).
   What is kept, and why, is written on `prune`.
 
-Records are held compactly (`RxFacts`, `LabFacts`, `PriorLine`: the fields the rules read, with
-slots), not as the pydantic events they were read from.
+Records are held compactly (`RxFacts`, `LabFacts`, `PriorLine`: the fields the rules read, as
+named tuples or with slots; a patient's labs in columns, `worker.engine.lab_table`), not as the
+pydantic events they were read from.
 
 This module is the view the rules read (`PatientContext`); the compact records and their versions
 are in `worker.engine.records`, one patient's record and the horizon in `worker.engine.horizon`.

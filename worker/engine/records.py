@@ -1,5 +1,6 @@
-"""Compact context records (`RxFacts`, `LabFacts`, `PriorLine`: the fields the rules read, with
-slots) and `Versions`, the versioned table of one prescription or lab with its replace rule.
+"""Compact context records (`RxFacts`, `LabFacts`, `PriorLine`: the fields the rules read, as named
+tuples, which are built faster than frozen dataclasses, or with slots) and `Versions`, the
+versioned table of one prescription or lab with its replace rule.
 
 The specification is docs/contract.md, "Time: what a claim sees"; worker/engine/context.py sums it up.
 """
