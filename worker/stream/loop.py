@@ -303,6 +303,7 @@ class StreamWorker(PartitionLifecycle, FlowControl):
             return
         assert self.outputs is not None
         sent_at = time.monotonic()
+        claim_time, partition, offset = claim.event_time, record.partition, record.offset
         self.outputs.decision(
             Origin.of(record),
             value,
@@ -311,10 +312,8 @@ class StreamWorker(PartitionLifecycle, FlowControl):
                 ("decision_id", decision.decision_id.encode()),
                 ("rule_pack", str(decision.rule_pack).encode()),
             ],
-            # Keep only what the metrics need of the claim until the ack: not the claim itself.
-            lambda acked_at: self._record_decision(
-                decision, claim.event_time, record.partition, record.offset, sent_at, acked_at
-            ),
+            # Bound now: the callback keeps what the metrics need until the ack, not the claim itself.
+            lambda acked_at: self._record_decision(decision, claim_time, partition, offset, sent_at, acked_at),
         )
         if self.shadow is not None:
             self.shadow.observe(decision, claim, ready.context, decision.source, ready.as_of, record.key, self.producer)
