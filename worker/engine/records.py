@@ -220,7 +220,7 @@ class LabFacts(NamedTuple):
             status in COUNTED_LAB_STATUSES and value is not None,
             _shared_value(value),
             effective_ms,
-            shared_date(_EPOCH_ORDINAL + effective_ms // _DAY_MS),
+            _shared_date_of(_EPOCH_ORDINAL + effective_ms // _DAY_MS),
             time if event_ms == time else event_ms,
             time,
             next(_arrivals),
@@ -314,8 +314,8 @@ def _shared_date(day: date) -> date:
     return _dates.setdefault(day.toordinal(), day)
 
 
-def shared_date(ordinal: int) -> date:
-    """The shared date object of a proleptic Gregorian ordinal."""
+def _shared_date_of(ordinal: int) -> date:
+    """The shared date object of a proleptic Gregorian ordinal (without building one to look it up)."""
     day = _dates.get(ordinal)
     return day if day is not None else _dates.setdefault(ordinal, date.fromordinal(ordinal))
 
