@@ -3,7 +3,8 @@
 - decision ids computed from the digest are `uuid.uuid5` ids;
 - rules that a pack setting turns off (`applies`) would not have fired for that pack: deciding with
   every rule and with the pack's rule set gives the same decisions;
-- cached decimals keep the sign of zero; epoch milliseconds floor as the division does;
+- cached decimals keep the sign of zero; cached products and comparisons give what a fresh
+  computation gives, on the first call and on a repeat; epoch milliseconds floor as the division does;
 - the compiled Avro writer writes the bytes fastavro writes, and leaves errors to the checked way.
 """
 
@@ -29,6 +30,9 @@ from worker.engine.exact import dec, text, whole_units
 from worker.engine.records import time_ms
 from worker.engine.reference import load_reference
 from worker.engine.rules import RULES
+from worker.engine.rules.facts import _expected_units
+from worker.engine.rules.labs import _rises
+from worker.engine.rules.order import _dose_above_limit
 from worker.engine.rules.packs import Pack, load_packs
 from worker.errors import EncodeError
 from worker.offline.offline import decision_json
@@ -47,10 +51,10 @@ class _EveryRule(Evaluator):
     """The evaluator as it was: every rule of the pack's family set, `applies` ignored."""
 
     def _rules_for(self, pack: Pack) -> Any:
-        rules = tuple(
-            (spec, spec.check) for spec in RULES.values() if pack.settings.medicare_rules or not spec.medicare_only
-        )
-        return rules, pack.ref
+        rule_of = {
+            spec.check: spec for spec in RULES.values() if pack.settings.medicare_rules or not spec.medicare_only
+        }
+        return tuple(rule_of), rule_of, pack.ref
 
 
 @pytest.mark.parametrize("payer_config", [None, FIXTURES / "payer-config"])
@@ -80,6 +84,31 @@ def test_cached_decimals_keep_the_sign_of_zero_and_the_value() -> None:
     assert str(dec(-0.0)) == "-0.0"
     assert whole_units(30.0000001) == Decimal(30)
     assert whole_units(-0.0) == Decimal(0)
+
+
+_NUMBERS = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False) | st.sampled_from([0.0, -0.0, 0.1, 1.2, 1.5])
+
+
+@given(_NUMBERS, st.integers(0, 8), st.integers(0, 400), st.sampled_from([0.0, 0.1, 0.25]))
+def test_cached_expected_units_are_the_fresh_product(dose: float, doses: int, supply: int, tolerance: float) -> None:
+    def fresh() -> tuple[str, str, str]:
+        expected = Decimal(repr(dose)) * doses * supply
+        low, high = Decimal(1) - Decimal(repr(tolerance)), Decimal(1) + Decimal(repr(tolerance))
+        return str(expected), str(expected * low), str(expected * high)
+
+    for _ in range(2):  # the second call answers from the cache
+        expected, (low, high) = _expected_units(dose, doses, supply, tolerance)
+        assert (str(expected), str(low), str(high)) == fresh()
+
+
+@given(_NUMBERS, st.integers(1, 6), _NUMBERS, _NUMBERS)
+def test_cached_limits_compare_as_fresh_decimals(first: float, doses: int, second: float, limit: float) -> None:
+    rises = Decimal(repr(first)) >= Decimal("1.5") * Decimal(repr(second))
+    above = Decimal(repr(first)) * doses > Decimal(repr(limit)) * Decimal(repr(second))
+    for _ in range(2):
+        assert _rises(first, second) is rises
+        if second > 0:  # the rule compares only a positive dosing weight
+            assert (_dose_above_limit(first, doses, second, limit) is not None) is above
 
 
 @given(st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))])))

@@ -2,8 +2,10 @@
 
 Input events (claims, prescriptions, lab results) are pydantic models: they validate both the JSON
 bundles of offline evaluation and the dicts decoded from Avro, and a validation failure is a
-contract violation (a malformed bundle or a dead letter). Output records (decision, finding) are
-plain dataclasses: the worker builds them itself, on the hot path, and they need no validation.
+contract violation (a malformed bundle or a dead letter). Output records (decision, line, finding,
+source) are named tuples: the worker builds them itself, on the hot path, and they need no
+validation; a frozen dataclass's `__init__` (one `object.__setattr__` per field) cost 2.4 µs of a
+50 µs decision, a named tuple's 0.4.
 
 Unknown extra fields are ignored, so upstream producers can add fields without breaking us.
 
@@ -17,10 +19,10 @@ infinities) and timestamps without the ISO 8601 `T` are malformed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -231,8 +233,7 @@ class Bundle(_Record):
 # --- output records -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
     rule_id: str
     family: str
     outcome: FindingOutcome
@@ -255,8 +256,7 @@ class Finding:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionLine:
+class DecisionLine(NamedTuple):
     line_number: int
     hcpcs_code: str
     outcome: LineOutcome
@@ -280,8 +280,7 @@ class RulePackRef:
         return f"{self.name}@{self.version}"
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
+class Source(NamedTuple):
     """Where the claim was read from: topic, partition and offset."""
 
     topic: str
@@ -289,8 +288,7 @@ class Source:
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     decision_id: str
     claim_id: str
     claim_version: int
@@ -304,7 +302,7 @@ class Decision:
     lines: tuple[DecisionLine, ...]
     findings: tuple[Finding, ...] = ()
     claim_event_id: str | None = None
-    rule_ids: tuple[str, ...] = field(default=(), compare=False)
+    rule_ids: tuple[str, ...] = ()  # the rules that fired, in order (derived from the lines)
 
     def to_dict(self) -> dict[str, Any]:
         """The contract's ClaimDecision shape (timestamps as datetime; JSON callers format them)."""

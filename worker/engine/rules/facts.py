@@ -191,17 +191,15 @@ class LineFacts:
         self.units: Decimal | None = whole_units(line.units)
         # Matched dose_mg × doses_per_day × days supply (1 unit = 1 mg), exact in decimal; None when
         # any is missing.
-        expected: Decimal | None = None
-        if rx is not None and finite(rx.dose_mg) and rx.doses_per_day is not None and self.days_supply is not None:
-            assert rx.dose_mg is not None  # finite() checked it
-            expected = EXACT.multiply(EXACT.multiply(dec(rx.dose_mg), rx.doses_per_day), self.days_supply)
-        self.expected_units = expected
         # expected × (1 − quantity_tolerance) and expected × (1 + quantity_tolerance), exact in decimal
         # (1.2 mg × 3 × 50 days ± 10% is exactly 162 and 198); None without expected.
+        self.expected_units: Decimal | None = None
         self.quantity_bounds: tuple[Decimal, Decimal] | None = None
-        if expected is not None:
-            low, high = _tolerance_factors(settings.quantity_tolerance)
-            self.quantity_bounds = (EXACT.multiply(expected, low), EXACT.multiply(expected, high))
+        if rx is not None and finite(rx.dose_mg) and rx.doses_per_day is not None and self.days_supply is not None:
+            assert rx.dose_mg is not None  # finite() checked it
+            self.expected_units, self.quantity_bounds = _expected_units(
+                rx.dose_mg, rx.doses_per_day, self.days_supply, settings.quantity_tolerance
+            )
 
         # --- labs ---
         self.window_start: date = _window_start(dos, settings.lab_lookback_days)
@@ -221,8 +219,8 @@ class LineFacts:
         if self.line.prescription_id:
             return self.named_prescription
         candidates = [rx for rx in self.active_prescriptions if is_tacrolimus_ir_oral(rx)]
-        if not candidates:
-            return None
+        if len(candidates) < 2:
+            return candidates[0] if candidates else None
         # max() keeps the first of equal keys; reversing makes the last-recorded win ties.
         return max(reversed(candidates), key=lambda rx: rx.start_date)
 
@@ -232,10 +230,12 @@ class LineFacts:
         """Counted labs of a LOINC group with effective date in [DOS − lookback, DOS], oldest first.
 
         Several rules ask for the same group: each window is filtered once per line."""
-        windows = self._windows
-        labs = windows.get(group)
+        labs = self._windows.get(group)
         if labs is None:
-            labs = windows[group] = self.labs_between(group, self.window_start, self.dos)
+            start, end = self.window_start, self.dos
+            labs = self._windows[group] = [
+                lab for lab in self.claim_facts.labs_by_group.get(group, ()) if start <= lab.effective_date <= end
+            ]
         return labs
 
     def labs_between(self, group: str, start: date, end: date) -> list[LabFacts]:
@@ -255,16 +255,25 @@ class LineFacts:
     def earlier_same_ndc_dos(self) -> tuple[list[int], int]:
         """The first ten line numbers of this claim's earlier J7507 lines with this line's NDC and
         date of service, and how many there are (from the claim's index: no scan of the lines)."""
-        if self.ndc is None:
+        if self.ndc is None or len(self.claim_facts.j7507_lines) == 1:  # the usual claim: no other line
             return [], 0
         numbers = self.claim_facts.lines_by_ndc_dos.get((self.ndc, self.dos), [])
         count = bisect_left(numbers, self.line.line_number)
         return numbers[: min(count, EVIDENCE_LIST_CAP)], count
 
     def prior_same_ndc_dos(self) -> list[PriorLine]:
-        """Prior claims' lines with this line's NDC and date of service (from the history index)."""
-        if self.ndc is None:
+        """Prior claims' lines with this line's NDC and date of service, in history order.
+
+        A claim of one line asks once: a scan is cheaper than building the index, which keeps a
+        claim of many lines linear in its lines and the history."""
+        ndc = self.ndc
+        if ndc is None:
             return []
+        if len(self.claim_facts.j7507_lines) == 1:
+            dos = self.dos
+            return [
+                prior for prior in self.claim_facts.prior_lines if prior.date_of_service == dos and prior.ndc == ndc
+            ]
         return self.claim_facts.prior_lines_by_ndc_dos.get((self.ndc, self.dos), [])
 
 
@@ -302,6 +311,31 @@ def _tolerance_factors(tolerance: float) -> tuple[Decimal, Decimal]:
     """1 − tolerance and 1 + tolerance, exact in decimal."""
     exact = dec(tolerance)
     return EXACT.subtract(1, exact), EXACT.add(1, exact)
+
+
+# A patient's dose, frequency and supply recur on every fill: the product and its bounds are
+# computed once per distinct combination. Cleared when full (bounded: input can be anything); zero
+# doses are not kept, as `dec` keeps no zeros (0.0 and -0.0 are equal keys with different signs).
+_EXPECTED: dict[tuple[float, int, int, float], tuple[Decimal, tuple[Decimal, Decimal]]] = {}
+_EXPECTED_MAX = 16_384
+
+
+def _expected_units(
+    dose_mg: float, doses_per_day: int, days_supply: int, tolerance: float
+) -> tuple[Decimal, tuple[Decimal, Decimal]]:
+    """dose_mg × doses_per_day × days supply, exactly, and that times 1 ∓ the tolerance."""
+    key = (dose_mg, doses_per_day, days_supply, tolerance)
+    cached = _EXPECTED.get(key)
+    if cached is not None:
+        return cached
+    expected = EXACT.multiply(EXACT.multiply(dec(dose_mg), doses_per_day), days_supply)
+    low, high = _tolerance_factors(tolerance)
+    result = (expected, (EXACT.multiply(expected, low), EXACT.multiply(expected, high)))
+    if dose_mg and tolerance:
+        if len(_EXPECTED) >= _EXPECTED_MAX:
+            _EXPECTED.clear()
+        _EXPECTED[key] = result
+    return result
 
 
 @cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from worker.engine.exact import EXACT, dec, text
 from worker.engine.rules.facts import LineFacts, effective_date
@@ -95,6 +96,12 @@ EGFR_FLOOR = 30.0
 CREATININE_RISE = Decimal("1.5")
 
 
+@lru_cache(maxsize=4096)  # a patient's values recur claim after claim; a bool, so zeros' signs do not matter
+def _rises(newest: float, lowest: float) -> bool:
+    """newest ≥ 1.5 × lowest, on the decimals as written."""
+    return dec(newest) >= EXACT.multiply(CREATININE_RISE, dec(lowest))
+
+
 @rule(
     "renal-function-declining", family="labs", outcomes=("HOLD",), settings=("lab_lookback_days",), policy_ref="label"
 )
@@ -115,7 +122,7 @@ def renal_function_declining(facts: LineFacts) -> Hit | None:
         newest = creatinine[-1].value
         lowest = min([lab.value for lab in creatinine if lab.value is not None])
         # min() on doubles picks the same lab as on their decimals; only the product needs decimals.
-        rising = newest is not None and dec(newest) >= EXACT.multiply(CREATININE_RISE, dec(lowest))
+        rising = newest is not None and _rises(newest, lowest)
     if not egfr_low and not rising:
         return None
     evidence: dict[str, object] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Context, Decimal
+from functools import lru_cache
 
 from worker.engine.exact import EXACT, dec, finite, text
 from worker.engine.rules.facts import LineFacts, PriorLine, is_tacrolimus_ir_oral
@@ -202,6 +203,18 @@ def early_refill(facts: LineFacts) -> Hit | None:
     )
 
 
+@lru_cache(maxsize=4096)
+def _dose_above_limit(
+    dose_mg: float, doses_per_day: int, weight_kg: float, limit: float
+) -> tuple[Decimal, Decimal] | None:
+    """(daily dose, mg/kg/day to 10 digits) when dose × doses > limit × weight, exactly; else None."""
+    daily = EXACT.multiply(dec(dose_mg), doses_per_day)
+    weight = dec(weight_kg)
+    if not daily > EXACT.multiply(dec(limit), weight):
+        return None
+    return daily, _PER_KG_DISPLAY.divide(daily, weight)
+
+
 @rule(
     "dose-above-weight-norm",
     family="order",
@@ -231,11 +244,13 @@ def dose_above_weight_norm(facts: LineFacts) -> Hit | None:
         return None
     assert rx.dose_mg is not None and rx.dosing_weight_kg is not None  # finite() checked them
     limit = facts.settings.max_mg_per_kg_day
-    daily = EXACT.multiply(dec(rx.dose_mg), rx.doses_per_day)
-    weight = dec(rx.dosing_weight_kg)
-    if not daily > EXACT.multiply(dec(limit), weight):
+    # A prescription's numbers recur on every fill: compared once per distinct set (a zero dose is
+    # not cached, as `dec` keeps the sign of zero).
+    compare = _dose_above_limit if rx.dose_mg else _dose_above_limit.__wrapped__
+    above = compare(rx.dose_mg, rx.doses_per_day, rx.dosing_weight_kg, limit)
+    if above is None:
         return None
-    per_kg = _PER_KG_DISPLAY.divide(daily, weight)
+    daily, per_kg = above
     return Hit(
         message=(f"The prescribed {text(daily)} mg/day is {text(per_kg)} mg/kg/day, above {text(limit)} mg/kg/day."),
         evidence={
