@@ -2,14 +2,15 @@
 
 Held as a `LabFacts` object each, with its own integer objects and a dict entry, a lab result cost
 about 290 bytes, and a patient within the horizon holds some 50: labs were three quarters of the
-context's memory. Here a lab with one version is a row: its id (the string and an index entry), a
-reference each to shared objects (LOINC code, value, date) and one machine word per time, about 160
-bytes. A lab with several versions (a correction read before the claims that settle it) keeps them
-as `LabFacts` in `versions`, as `Versions` wants them, until a prune folds them back into a row.
+context's memory. Here a lab with one version is a row: its id (in an `IdColumn`, about 18 bytes
+with no index entry), a reference each to shared objects (LOINC code, value, date) and one machine
+word per time, about 90 bytes. A lab with several versions (a correction read before the claims
+that settle it) keeps them as `LabFacts` in `versions`, as `Versions` wants them, until a prune
+folds them back into a row.
 
 Rows become `LabFacts` again when a claim's view is built (`visible`): the columns are zipped into
-the records' field order and filtered at C speed (`itertools.compress`), so a view costs about what
-listing the objects did.
+the records' field order after each is filtered at C speed (`itertools.compress`); only the ids a
+view shows are decoded.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from itertools import compress, repeat
 
+from worker.engine.id_column import IdColumn, decode
 from worker.engine.records import LabFacts, Versions
 
 _ABSENT = -(2**63)  # None in a time column (record and event times are far from it)
@@ -36,7 +38,6 @@ class LabTable:
     __slots__ = (
         "_absent",
         "_holes",
-        "_rows",
         "counted",
         "effective_date",
         "effective_ms",
@@ -50,8 +51,7 @@ class LabTable:
     )
 
     def __init__(self) -> None:
-        self._rows: dict[str, int] = {}  # observation_id -> row of its one version
-        self.ids: list[str | None] = []  # per row; None is a hole (moved to `versions`, or dropped)
+        self.ids = IdColumn()  # observation_id per row; a hole: moved to `versions`, or dropped
         self._holes = 0
         self._absent = 0  # rows with a time or event time of None (offline records)
         # The columns, in LabFacts' field order (`counted` is a 0/1 mask; `visible` reads it so).
@@ -67,7 +67,7 @@ class LabTable:
 
     def __len__(self) -> int:
         """Observations held (each counted once, whatever its versions)."""
-        return len(self._rows) + len(self.versions)
+        return len(self.ids) - self._holes + len(self.versions)
 
     # --- writes -----------------------------------------------------------------------------------
 
@@ -78,17 +78,16 @@ class LabTable:
         if held is not None:
             held.append(version)
             return 0
-        row = self._rows.pop(key, None)
+        row = self.ids.take(key)
         if row is None:
             self._append(version)
             return 1
-        self.versions[key] = [self._facts(row), version]
+        self.versions[key] = [self._facts(row, key), version]
         self._hole(row)
         self._compact_if_sparse()
         return 0
 
     def _append(self, version: LabFacts) -> None:
-        self._rows[version.observation_id] = len(self.ids)
         self.ids.append(version.observation_id)
         self.loinc_code.append(version.loinc_code)
         self.counted.append(version.counted)
@@ -101,15 +100,12 @@ class LabTable:
         self._absent += version.time is None or version.event_ms is None
 
     def _hole(self, row: int) -> None:
-        """Take a row out: its id goes, and its mask bit, so views skip it without a compaction."""
-        self.ids[row] = None
+        """Take a row out (its id is already a hole): its mask bit goes, so views skip it."""
         self.counted[row] = 0
         self._holes += 1
         self._absent -= self.time[row] == _ABSENT or self.event_ms[row] == _ABSENT
 
-    def _facts(self, row: int) -> LabFacts:
-        key = self.ids[row]
-        assert key is not None
+    def _facts(self, row: int, key: str) -> LabFacts:
         return LabFacts(
             key,
             self.loinc_code[row],
@@ -127,25 +123,29 @@ class LabTable:
     def visible(self, as_of: int | None) -> list[LabFacts]:
         """The counted version each observation shows a claim with record time `as_of` (None: all)."""
         if self._absent:
-            out = [self._facts(row) for row in self._rows.values() if self._shows(row, as_of)]
+            out = [
+                self._facts(row, key)
+                for row, key in enumerate(self.ids.keys())
+                if key is not None and self._shows(row, as_of)
+            ]
         else:
-            rows = zip(
-                self.ids,
-                self.loinc_code,
-                repeat(True),  # only counted rows pass the mask
-                self.value,
-                self.effective_ms,
-                self.effective_date,
-                self.event_ms,
-                self.time,
-                self.seq,
-                strict=False,  # `repeat` is endless; every column has a value per row
-            )
-            mask = self.counted
+            mask = self.counted  # holes are never counted
             if as_of is not None:  # counted and visible as of the claim
                 mask = bytearray(c and t <= as_of for c, t in zip(self.counted, self.time, strict=True))
+            rows = zip(
+                map(decode, compress(self.ids.raw(), mask)),
+                compress(self.loinc_code, mask),
+                repeat(True),  # only counted rows pass the mask
+                compress(self.value, mask),
+                compress(self.effective_ms, mask),
+                compress(self.effective_date, mask),
+                compress(self.event_ms, mask),
+                compress(self.time, mask),
+                compress(self.seq, mask),
+                strict=False,  # `repeat` is endless; the others have one value per row shown
+            )
             new = tuple.__new__
-            out = [new(LabFacts, fields) for fields in compress(rows, mask)]
+            out = [new(LabFacts, fields) for fields in rows]
         for held in self.versions.values():
             lab = Versions.newest(held, as_of)
             if lab is not None and lab.counted:
@@ -158,8 +158,9 @@ class LabTable:
 
     def entries(self) -> Iterator[tuple[str, LabFacts | list[LabFacts]]]:
         """Every observation with what is held of it (for tests and inspection)."""
-        for key, row in self._rows.items():
-            yield key, self._facts(row)
+        for row, key in enumerate(self.ids.keys()):
+            if key is not None:
+                yield key, self._facts(row, key)
         yield from self.versions.items()
 
     # --- the horizon ------------------------------------------------------------------------------
@@ -175,7 +176,9 @@ class LabTable:
                 self._append(folded)
             else:
                 self.versions[key] = folded
-        old = [row for row in self._rows.values() if self.effective_date[row] < earliest]
+        old = [
+            row for row, key in enumerate(self.ids.keys()) if key is not None and self.effective_date[row] < earliest
+        ]
         if not old:
             return 0
         level: tuple[int, int, int] | None = None  # (effective_ms, seq, row) of the newest old level
@@ -184,16 +187,12 @@ class LabTable:
                 candidate = (self.effective_ms[row], self.seq[row], row)
                 if level is None or candidate > level:
                     level = candidate
-        dropped = 0
-        for row in old:
-            if level is None or row != level[2]:
-                observation_id = self.ids[row]
-                assert observation_id is not None
-                del self._rows[observation_id]
-                self._hole(row)
-                dropped += 1
+        dropped = [row for row in old if level is None or row != level[2]]
+        self.ids.remove_rows(dropped)
+        for row in dropped:
+            self._hole(row)
         self._compact_if_sparse()
-        return dropped
+        return len(dropped)
 
     def _compact_if_sparse(self) -> None:
         # Holes cost a few bytes each and views skip them: compact only when they are a quarter.
@@ -201,9 +200,8 @@ class LabTable:
             self._compact()
 
     def _compact(self) -> None:
-        """Close the holes (and shrink the index, which a dict never does on deletion)."""
-        keep = [row for row, key in enumerate(self.ids) if key is not None]
-        ids = [key for key in self.ids if key is not None]
+        """Close the holes."""
+        keep = [row for row, key in enumerate(self.ids.keys()) if key is not None]
         self.loinc_code = [self.loinc_code[row] for row in keep]
         self.counted = bytearray(self.counted[row] for row in keep)
         self.value = [self.value[row] for row in keep]
@@ -211,6 +209,5 @@ class LabTable:
         for name in ("effective_ms", "event_ms", "time", "seq"):
             column: array[int] = getattr(self, name)
             setattr(self, name, array("q", [column[row] for row in keep]))
-        self._rows = {key: row for row, key in enumerate(ids)}
-        self.ids = list(ids)
+        self.ids.keep_rows(keep)
         self._holes = 0
