@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
@@ -187,6 +187,7 @@ class Prescription(_Record):
         return ingredient_key(self.ingredient)
 
 
+@lru_cache(maxsize=4096)  # a small vocabulary read with every prescription; bounded: input can be anything
 def ingredient_key(ingredient: str) -> str:
     """The ingredient as letters only, lower-case: how drug names are compared."""
     return "".join(character for character in ingredient.lower() if "a" <= character <= "z")

@@ -115,8 +115,8 @@ class RxFacts(NamedTuple):
             _shared_value(event.dose_mg),
             event.doses_per_day,
             event.days_supply,
-            event.start_date,
-            event.end_date,
+            _shared_date(event.start_date),
+            None if event.end_date is None else _shared_date(event.end_date),
             _shared_value(event.dosing_weight_kg),
             event.dispense_as_written,
             event.clinical_justification,
@@ -158,8 +158,8 @@ class RxFacts(NamedTuple):
             _shared_value(dose_mg),
             doses_per_day,
             days_supply,
-            start_date,
-            end_date,
+            _shared_date(start_date),
+            None if end_date is None else _shared_date(end_date),
             _shared_value(dosing_weight_kg),
             dispense_as_written,
             clinical_justification,
@@ -284,8 +284,11 @@ class ExpiredClaims:
 
 NO_EXPIRED_CLAIMS = ExpiredClaims()
 
-# Many patients' labs and lines share dates: one date object per day instead of one per record.
+# Many patients' labs, prescriptions and lines share dates: one date object per day, not per record,
+# up to a bound (65,536 days is 179 years: a real stream never reaches it; random dates cannot grow
+# the table without end).
 _dates: dict[int, date] = {}
+_MAX_SHARED_DATES = 1 << 16
 # And numbers (a level of 7.5 ng/mL, a dose of 2 mg, 60 units): one float object per value, up
 # to a bound, so that unusual values cannot grow the table without end.
 _values: dict[float, float] = {}
@@ -311,13 +314,24 @@ def _shared_value(value: float | None) -> float | None:
 
 
 def _shared_date(day: date) -> date:
-    return _dates.setdefault(day.toordinal(), day)
+    ordinal = day.toordinal()
+    shared = _dates.get(ordinal)
+    if shared is not None:
+        return shared
+    if len(_dates) < _MAX_SHARED_DATES:
+        _dates[ordinal] = day
+    return day
 
 
 def _shared_date_of(ordinal: int) -> date:
     """The shared date object of a proleptic Gregorian ordinal (without building one to look it up)."""
-    day = _dates.get(ordinal)
-    return day if day is not None else _dates.setdefault(ordinal, date.fromordinal(ordinal))
+    shared = _dates.get(ordinal)
+    if shared is not None:
+        return shared
+    day = date.fromordinal(ordinal)
+    if len(_dates) < _MAX_SHARED_DATES:
+        _dates[ordinal] = day
+    return day
 
 
 # --- versions -----------------------------------------------------------------------------------
