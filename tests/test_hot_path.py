@@ -184,3 +184,17 @@ def test_compiled_writer_agrees_on_any_finding(evidence: dict[str, str], fix: st
         except EncodeError as error:
             outcomes.append(str(error))
     assert outcomes[0] == outcomes[1]
+
+
+def test_shared_dates_are_equal_dates_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import date
+
+    from worker.engine import records
+
+    monkeypatch.setattr(records, "_dates", {})
+    monkeypatch.setattr(records, "_MAX_SHARED_DATES", 3)
+    days = [date(2026, 1, day) for day in range(1, 6)]
+    shared = [records._shared_date(day) for day in days] + [records._shared_date_of(day.toordinal()) for day in days]
+    assert shared == days + days
+    assert records._shared_date(date(2026, 1, 1)) is shared[0]  # held: the same object
+    assert len(records._dates) == 3  # the bound: later days are returned, not kept
