@@ -233,7 +233,7 @@ def test_versions_every_later_claim_sees_are_folded_and_later_ones_kept() -> Non
 
     record = store.record(0, "P1")
     assert record is not None
-    held = record.prescriptions["RX1"]
+    held = dict(record.prescriptions.entries())["RX1"]
     # The two versions older than the claim less the 7-day slack are folded into the one they pick.
     assert isinstance(held, list) and [v.status for v in held] == ["ON_HOLD", "STOPPED", "ACTIVE"]
     assert [p.status for p in store.as_of(0, "P1", 24 * day).prescriptions] == ["ON_HOLD"]

@@ -216,7 +216,7 @@ def _held(store: ContextStore) -> list[tuple[str, list[Any]]]:
     """Every version the patient's record holds, arrival numbers aside."""
     record = store.record(0, "P-EX1")
     assert record is not None
-    entries: list[tuple[str, Any]] = [*record.prescriptions.items(), *record.labs.entries()]
+    entries: list[tuple[str, Any]] = [*record.prescriptions.entries(), *record.labs.entries()]
     return [
         (key, [version._replace(seq=0) for version in (held if isinstance(held, list) else [held])])
         for key, held in entries

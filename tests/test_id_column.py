@@ -19,18 +19,28 @@ _KEYS = st.sampled_from(["", "a", "ab", "b", "OBS-1", "OBS-10", "\ud800", "ÿ", 
 )
 
 
+_HOLE, _UNKEYED = object(), object()
+
+
 class _Model:
+    """Rows as a list: a key, or a hole, or a row without an id."""
+
     def __init__(self) -> None:
-        self.keys: list[str | None] = []
+        self.rows: list[object] = []
+
+    @property
+    def keys(self) -> list[str | None]:
+        return [row if isinstance(row, str) else None for row in self.rows]
 
     def find(self, key: str) -> int | None:
-        return self.keys.index(key) if key in self.keys else None
+        return self.rows.index(key) if key in self.rows else None
 
 
 def _check(column: IdColumn, model: _Model) -> None:
-    assert len(column) == len(model.keys)
-    assert column.keys() == model.keys
-    assert [None if entry == b"\xfe" else decode(entry) for entry in column.raw()] == model.keys
+    assert len(column) == len(model.rows)
+    assert column.row_keys() == model.keys
+    stored = {b"\xfe": _HOLE, b"\xfd": _UNKEYED}
+    assert [stored.get(entry) or decode(entry) for entry in column.raw()] == model.rows
     for row, key in enumerate(model.keys):
         assert column.get(row) == key
         if key is not None:
@@ -39,6 +49,10 @@ def _check(column: IdColumn, model: _Model) -> None:
 
 operation = st.one_of(
     st.tuples(st.just("append"), _KEYS),
+    st.tuples(st.just("append"), st.none()),
+    st.tuples(
+        st.just("splice"), st.tuples(st.integers(0, 40), st.integers(0, 3), st.lists(_KEYS | st.none(), max_size=3))
+    ),
     st.tuples(st.just("take"), _KEYS),
     st.tuples(st.just("remove"), st.lists(st.integers(0, 400), max_size=5)),
     st.tuples(st.just("keep"), st.lists(st.integers(0, 400), max_size=8, unique=True)),
@@ -55,27 +69,38 @@ def test_column_behaves_as_a_list_and_a_dict(operations: list[tuple[str, object]
         column, model = IdColumn(), _Model()
         for name, argument in operations:
             if name == "append":
-                assert isinstance(argument, str)
-                if argument not in model.keys:  # the caller appends only keys not held
-                    assert column.append(argument) == len(model.keys)
-                    model.keys.append(argument)
+                assert argument is None or isinstance(argument, str)
+                if argument is None or argument not in model.rows:  # the caller appends only keys not held
+                    assert column.append(argument) == len(model.rows)
+                    model.rows.append(_UNKEYED if argument is None else argument)
+            elif name == "splice":
+                assert isinstance(argument, tuple)
+                row, count, keys = argument
+                row = min(row, len(model.rows))
+                others = model.rows[:row] + model.rows[row + count :]
+                fresh: list[str | None] = []
+                for key in keys:  # the caller splices in only keys not held elsewhere
+                    if key is None or (key not in others and key not in fresh):
+                        fresh.append(key)
+                column.splice(row, count, fresh)
+                model.rows[row : row + count] = [_UNKEYED if key is None else key for key in fresh]
             elif name == "take":
                 assert isinstance(argument, str)
                 row = model.find(argument)
                 assert column.take(argument) == row
                 if row is not None:
-                    model.keys[row] = None
+                    model.rows[row] = _HOLE
             elif name == "remove":
                 assert isinstance(argument, list)
-                rows = [row for row in argument if row < len(model.keys) and model.keys[row] is not None]
+                rows = [row for row in argument if row < len(model.rows) and model.rows[row] is not _HOLE]
                 column.remove_rows(rows)
                 for row in rows:
-                    model.keys[row] = None
+                    model.rows[row] = _HOLE
             elif name == "keep":
                 assert isinstance(argument, list)
-                rows = sorted(row for row in argument if row < len(model.keys))
+                rows = sorted(row for row in argument if row < len(model.rows))
                 column.keep_rows(rows)
-                model.keys = [model.keys[row] for row in rows]
+                model.rows = [model.rows[row] for row in rows]
             else:
                 assert isinstance(argument, str)
                 assert column.find(argument) == model.find(argument)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from worker.engine.claim_table import ClaimTable
 from worker.engine.context import PatientContext
 from worker.engine.lab_table import LabTable
 from worker.engine.records import (
@@ -20,8 +21,8 @@ from worker.engine.records import (
     PriorClaim,
     PriorLine,
     RxFacts,
-    Versions,
 )
+from worker.engine.rx_table import RxTable
 
 TACROLIMUS_LEVEL_GROUP = "tacrolimus_level"  # loinc_labs.csv rule_group of tacrolimus levels
 # Claims reach the worker nearly, not exactly, in time order. A claim up to this much older (record
@@ -69,9 +70,9 @@ class PatientRecord:
     )
 
     def __init__(self) -> None:
-        self.prescriptions: dict[str, RxFacts | list[RxFacts]] = {}
+        self.prescriptions = RxTable()
         self.labs = LabTable()
-        self.claims: dict[str, PriorClaim] = {}
+        self.claims = ClaimTable()
         self.expired = NO_EXPIRED_CLAIMS
         self.newest_ms: int | None = None  # newest record time of any context version held
         self.decided_ms: int | None = None  # newest record time of a claim decided (late context)
@@ -87,9 +88,7 @@ class PatientRecord:
     def add_prescription(self, version: RxFacts) -> int:
         """Returns 1 when the prescription id is new."""
         self._touch(version.time)
-        held = self.prescriptions.get(version.prescription_id)
-        self.prescriptions[version.prescription_id] = Versions.add(held, version)
-        return int(held is None)
+        return self.prescriptions.add(version)
 
     def add_lab(self, version: LabFacts) -> int:
         """Returns 1 when the observation id is new."""
@@ -98,12 +97,7 @@ class PatientRecord:
 
     def add_claim(self, claim: PriorClaim) -> int:
         """Keep the highest version of each claim; returns 1 when the claim id is new."""
-        claim_id, version = claim[0].claim_id, claim[0].claim_version
-        current = self.claims.get(claim_id)
-        if current is not None and current[0].claim_version > version:
-            return 0
-        self.claims[claim_id] = claim
-        return int(current is None)
+        return self.claims.add(claim)
 
     def forget_claims(self) -> None:
         """Drop the claim history and what was derived from it (a revoked claims partition)."""
@@ -129,11 +123,11 @@ class PatientRecord:
         return self._build(as_of)
 
     def _build(self, as_of: int | None) -> PatientContext:
-        prescriptions = [rx for held in self.prescriptions.values() if (rx := Versions.newest(held, as_of))]
+        prescriptions = self.prescriptions.visible(as_of)
         prescriptions.sort(key=lambda rx: rx.seq)
         labs = self.labs.visible(as_of)
         labs.sort(key=lambda lab: (lab.effective_ms, lab.seq))
-        lines = [prior for claim in self.claims.values() for prior in claim]
+        lines = self.claims.lines()
         return PatientContext(prescriptions, labs, lines, self.expired)
 
     # --- the horizon ---
@@ -171,30 +165,13 @@ class PatientRecord:
             earliest_lab = earliest_service - timedelta(days=horizon.lab_lookback_days)
         except OverflowError:
             return dropped
-        # Only entries holding several versions have anything to settle (rare: corrections).
-        for key, rx_held in self.prescriptions.items():
-            if type(rx_held) is list:
-                self.prescriptions[key] = Versions.settle(rx_held, settled)
-        expired_rx = [
-            key
-            for key, rx_held in self.prescriptions.items()
-            if type(rx_held) is RxFacts and _rx_expired(rx_held, earliest_service)
-        ]
-        for key in expired_rx:
-            del self.prescriptions[key]
-        dropped["prescriptions"] += len(expired_rx)
+        dropped["prescriptions"] += self.prescriptions.prune(settled, lambda rx: _rx_expired(rx, earliest_service))
         dropped["labs"] += self.labs.prune(
             earliest_lab, settled, lambda loinc: group_of.get(loinc) == TACROLIMUS_LEVEL_GROUP
         )
-        expired_claims = [key for key, claim in self.claims.items() if _claim_expired(claim, earliest_service)]
-        for claim_id in expired_claims:
-            self.expired = self.expired.plus(self.claims.pop(claim_id))
-        dropped["prior_claims"] += len(expired_claims)
-        if any(dropped.values()):
-            # A dict never shrinks on deletion: after a year of churn a patient's dict holds twice the
-            # table its entries need (measured on labs: 3.2 KiB instead of 1.5). Copying compacts it.
-            self.prescriptions = dict(self.prescriptions)
-            self.claims = dict(self.claims)
+        for claim in self.claims.drop(lambda claim: _claim_expired(claim, earliest_service)):
+            self.expired = self.expired.plus(claim)
+            dropped["prior_claims"] += 1
         return dropped
 
 

@@ -6,8 +6,9 @@ and the dict that finds a row by its id costs 2 KiB more per patient (a dict tab
 byte UTF-8 never uses, so no id can contain the separator or match across two entries: about 18
 bytes an id, and a lookup is one `find` of `0xFF id 0xFF`, a fast C scan of a kilobyte.
 
-A row taken out (a hole) holds the single byte 0xFE, which no UTF-8 text is either, so it matches
-no id (the empty id is an empty entry, and stays findable). Past `INDEX_FROM` rows the scan would
+A row taken out (a hole) holds the single byte 0xFE, and a row without an id of its own (the second
+line of a claim, whose first line holds the claim's id) the byte 0xFD: no UTF-8 text holds either,
+so neither matches an id (the empty id is an empty entry, and stays findable). Past `INDEX_FROM` rows the scan would
 make adding linear in the rows, so a dict index is built from then on: an unusually long history
 costs memory, never time.
 """
@@ -18,6 +19,7 @@ from collections.abc import Iterable
 
 _SEP = b"\xff"
 _HOLE = b"\xfe"
+_UNKEYED = b"\xfd"
 INDEX_FROM = 256  # rows: above this, a dict finds rows (a scan of 256 ids is about a microsecond)
 
 
@@ -40,16 +42,18 @@ class IdColumn:
         """Rows, holes included."""
         return self._rows
 
-    def append(self, key: str) -> int:
-        """Add `key` as a new last row (the caller knows it is not held); returns the row."""
+    def append(self, key: str | None) -> int:
+        """Add `key` as a new last row (the caller knows it is not held; None: a row without an id
+        of its own); returns the row."""
         row = self._rows
-        self._blob += _encode(key)
+        self._blob += _UNKEYED if key is None else _encode(key)
         self._blob += _SEP
         self._rows += 1
         if self._index is not None:
-            self._index[key] = row
+            if key is not None:
+                self._index[key] = row
         elif self._rows > INDEX_FROM:
-            self._index = {held: row for row, held in enumerate(self.keys()) if held is not None}
+            self._index = {held: row for row, held in enumerate(self.row_keys()) if held is not None}
         return row
 
     def find(self, key: str) -> int | None:
@@ -85,17 +89,24 @@ class IdColumn:
         entries = self.raw()
         self._rebuild([entries[row] for row in rows])
 
-    def get(self, row: int) -> str | None:
-        """The key of `row` (None for a hole)."""
-        entry = self.raw()[row]
-        return None if entry == _HOLE else decode(entry)
+    def splice(self, row: int, count: int, keys: Iterable[str | None]) -> None:
+        """Replace rows `row` to `row + count` with `keys` (None: a row without an id), in place."""
+        entries = self.raw()
+        entries[row : row + count] = [_UNKEYED if key is None else _encode(key) for key in keys]
+        self._rebuild(entries)
 
-    def keys(self) -> list[str | None]:
-        """Every row's key, in row order (None for holes)."""
-        return [None if entry == _HOLE else decode(entry) for entry in self.raw()]
+    def get(self, row: int) -> str | None:
+        """The key of `row` (None for a hole or a row without an id)."""
+        entry = self.raw()[row]
+        return None if entry in (_HOLE, _UNKEYED) else decode(entry)
+
+    def row_keys(self) -> list[str | None]:
+        """Every row's key, in row order (None for holes and rows without an id)."""
+        return [None if entry in (_HOLE, _UNKEYED) else decode(entry) for entry in self.raw()]
 
     def raw(self) -> list[bytes]:
-        """Every row's entry as stored (UTF-8, holes 0xFE): `decode` those a view shows."""
+        """Every row's entry as stored (UTF-8, holes 0xFE, rows without an id 0xFD): `decode`
+        those a view shows."""
         return bytes(self._blob).split(_SEP)[1:-1]
 
     def _rebuild(self, entries: list[bytes]) -> None:
@@ -103,7 +114,7 @@ class IdColumn:
         self._rows = len(entries)
         self._index = None
         if self._rows > INDEX_FROM:
-            self._index = {held: row for row, held in enumerate(self.keys()) if held is not None}
+            self._index = {held: row for row, held in enumerate(self.row_keys()) if held is not None}
 
 
 def decode(entry: bytes) -> str:

@@ -125,7 +125,7 @@ class LabTable:
         if self._absent:
             out = [
                 self._facts(row, key)
-                for row, key in enumerate(self.ids.keys())
+                for row, key in enumerate(self.ids.row_keys())
                 if key is not None and self._shows(row, as_of)
             ]
         else:
@@ -158,7 +158,7 @@ class LabTable:
 
     def entries(self) -> Iterator[tuple[str, LabFacts | list[LabFacts]]]:
         """Every observation with what is held of it (for tests and inspection)."""
-        for row, key in enumerate(self.ids.keys()):
+        for row, key in enumerate(self.ids.row_keys()):
             if key is not None:
                 yield key, self._facts(row, key)
         yield from self.versions.items()
@@ -177,7 +177,9 @@ class LabTable:
             else:
                 self.versions[key] = folded
         old = [
-            row for row, key in enumerate(self.ids.keys()) if key is not None and self.effective_date[row] < earliest
+            row
+            for row, key in enumerate(self.ids.row_keys())
+            if key is not None and self.effective_date[row] < earliest
         ]
         if not old:
             return 0
@@ -201,7 +203,7 @@ class LabTable:
 
     def _compact(self) -> None:
         """Close the holes."""
-        keep = [row for row, key in enumerate(self.ids.keys()) if key is not None]
+        keep = [row for row, key in enumerate(self.ids.row_keys()) if key is not None]
         self.loinc_code = [self.loinc_code[row] for row in keep]
         self.counted = bytearray(self.counted[row] for row in keep)
         self.value = [self.value[row] for row in keep]

@@ -227,9 +227,11 @@ class LabFacts(NamedTuple):
         )
 
 
-@dataclass(frozen=True, slots=True)
-class PriorLine:
-    """A J7507 line of an earlier claim: the fields the rules read, its NDC in the crosswalk's form."""
+class PriorLine(NamedTuple):
+    """A J7507 line of an earlier claim: the fields the rules read, its NDC in the crosswalk's form.
+
+    A named tuple, as `LabFacts`: a claim's view builds its patient's prior lines from the columns
+    of a `ClaimTable` (worker/engine/claim_table.py) at C speed."""
 
     claim_id: str
     claim_version: int
