@@ -2,10 +2,11 @@
 
 Held as a dict of claim id to a tuple of `PriorLine` objects, a one-line prior claim cost about 230
 bytes (the claim id string, a dict entry, the tuple, the line object), and a patient within the
-horizon holds some 15. Here each J7507 line is a row of columns: the claim's id once, in an
-`IdColumn` (its first line holds it; further lines hold no id of their own), the version, the line
-count on the first line, and one reference per line field to shared objects (units, date, NDC),
-about 75 bytes a line.
+horizon holds some 15. Here each J7507 line is a row: the claim's id once, in an `IdColumn` (its
+first line holds it; further lines hold no id of their own), the line count (on the first line),
+version and line number as machine words, and one reference per other field to shared objects
+(units, date, NDC), about 75 bytes a line. Rows are stored row after row in one array and one list:
+with some 15 rows, a list per field would cost as much in headers and spare capacity as the rows.
 
 Rows keep the order claims were first added, and a higher version takes its claim's place, as the
 dict did: the order of a patient's prior lines is the order of evidence lists, so it stays what it
@@ -21,9 +22,12 @@ from datetime import date
 from worker.engine.id_column import IdColumn
 from worker.engine.records import PriorClaim, PriorLine
 
+_WORDS = 3  # per row: count (lines of the claim, on its first line; 0 on the others), version, line number
+_OBJECTS = 4  # per row: units, date_of_service, days_supply, ndc
+
 
 class ClaimTable:
-    __slots__ = ("_claims", "count", "date_of_service", "days_supply", "ids", "line_number", "ndc", "units", "version")
+    __slots__ = ("_claims", "ids", "objects", "words")
 
     def __init__(self) -> None:
         self._reset()
@@ -31,13 +35,8 @@ class ClaimTable:
     def _reset(self) -> None:
         self._claims = 0
         self.ids = IdColumn()  # the claim id on a claim's first line; no id on its other lines
-        self.count = array("q")  # lines of the claim on its first line, 0 on the others
-        self.version = array("q")
-        self.line_number = array("q")
-        self.units: list[float] = []  # shared float objects (worker.engine.records)
-        self.date_of_service: list[date] = []  # shared date objects
-        self.days_supply: list[int | None] = []
-        self.ndc: list[str | None] = []  # interned
+        self.words = array("q")
+        self.objects: list[float | date | int | str | None] = []  # shared floats and dates, interned NDCs
 
     def __len__(self) -> int:
         """Claims held."""
@@ -50,12 +49,13 @@ class ClaimTable:
         if row is None:
             for number, line in enumerate(claim):
                 self.ids.append(first.claim_id if number == 0 else None)
-                self._append(line, len(claim) if number == 0 else 0)
+                self.words.extend((len(claim) if number == 0 else 0, line.claim_version, line.line_number))
+                self.objects.extend((line.units, line.date_of_service, line.days_supply, line.ndc))
             self._claims += 1
             return 1
-        if self.version[row] > first.claim_version:
+        if self.words[row * _WORDS + 1] > first.claim_version:
             return 0
-        self._splice(row, self.count[row], claim)
+        self._splice(row, self.words[row * _WORDS], claim)
         return 0
 
     def clear(self) -> None:
@@ -63,36 +63,27 @@ class ClaimTable:
 
     def lines(self) -> list[PriorLine]:
         """Every line held, in the claims' order: what a claim's view lists as its prior lines."""
-        claim_ids: list[str] = []
-        current = ""
-        for key in self.ids.row_keys():
+        lines: list[PriorLine] = []
+        claim_id = ""
+        words, objects, new = self.words, self.objects, tuple.__new__
+        for row, key in enumerate(self.ids.row_keys()):
             if key is not None:
-                current = key
-            claim_ids.append(current)
-        new = tuple.__new__
-        rows = zip(
-            claim_ids,
-            self.version,
-            self.line_number,
-            self.units,
-            self.date_of_service,
-            self.days_supply,
-            self.ndc,
-            strict=True,
-        )
-        return [new(PriorLine, fields) for fields in rows]
+                claim_id = key
+            at, to = row * _WORDS, row * _OBJECTS
+            lines.append(new(PriorLine, (claim_id, words[at + 1], words[at + 2], *objects[to : to + _OBJECTS])))
+        return lines
 
     def claims(self) -> list[PriorClaim]:
         """Every claim held, as its lines."""
         lines = self.lines()
-        return [tuple(lines[row : row + count]) for row, count in enumerate(self.count) if count]
+        return [tuple(lines[row : row + count]) for row, count in enumerate(self.words[::_WORDS]) if count]
 
     def drop(self, expired: Callable[[PriorClaim], bool]) -> list[PriorClaim]:
         """Drop the claims `expired` says may go; returns them."""
         keep: list[int] = []
         dropped: list[PriorClaim] = []
         lines = self.lines()
-        for row, count in enumerate(self.count):
+        for row, count in enumerate(self.words[::_WORDS]):
             if not count:
                 continue
             claim = tuple(lines[row : row + count])
@@ -101,39 +92,21 @@ class ClaimTable:
             else:
                 keep.extend(range(row, row + count))
         if dropped:
-            self._keep(keep)
+            self.ids.keep_rows(keep)
+            self.words = array("q", [word for row in keep for word in self.words[row * _WORDS : (row + 1) * _WORDS]])
+            self.objects = [value for row in keep for value in self.objects[row * _OBJECTS : (row + 1) * _OBJECTS]]
             self._claims -= len(dropped)
         return dropped
 
-    # --- columns ----------------------------------------------------------------------------------
-
-    def _append(self, line: PriorLine, count: int) -> None:
-        self.count.append(count)
-        self.version.append(line.claim_version)
-        self.line_number.append(line.line_number)
-        self.units.append(line.units)
-        self.date_of_service.append(line.date_of_service)
-        self.days_supply.append(line.days_supply)
-        self.ndc.append(line.ndc)
-
     def _splice(self, row: int, count: int, claim: PriorClaim) -> None:
         """Put `claim`'s lines in place of the `count` rows of its earlier version at `row`."""
-        end = row + count
         self.ids.splice(row, count, [claim[0].claim_id] + [None] * (len(claim) - 1))
-        self.count[row:end] = array("q", [len(claim)] + [0] * (len(claim) - 1))
-        self.version[row:end] = array("q", [line.claim_version for line in claim])
-        self.line_number[row:end] = array("q", [line.line_number for line in claim])
-        self.units[row:end] = [line.units for line in claim]
-        self.date_of_service[row:end] = [line.date_of_service for line in claim]
-        self.days_supply[row:end] = [line.days_supply for line in claim]
-        self.ndc[row:end] = [line.ndc for line in claim]
-
-    def _keep(self, rows: list[int]) -> None:
-        self.ids.keep_rows(rows)
-        for name in ("count", "version", "line_number"):
-            column: array[int] = getattr(self, name)
-            setattr(self, name, array("q", [column[row] for row in rows]))
-        self.units = [self.units[row] for row in rows]
-        self.date_of_service = [self.date_of_service[row] for row in rows]
-        self.days_supply = [self.days_supply[row] for row in rows]
-        self.ndc = [self.ndc[row] for row in rows]
+        words = [
+            word
+            for number, line in enumerate(claim)
+            for word in (0 if number else len(claim), line.claim_version, line.line_number)
+        ]
+        self.words[row * _WORDS : (row + count) * _WORDS] = array("q", words)
+        self.objects[row * _OBJECTS : (row + count) * _OBJECTS] = [
+            value for line in claim for value in (line.units, line.date_of_service, line.days_supply, line.ndc)
+        ]
