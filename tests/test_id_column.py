@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from worker.engine import id_column
-from worker.engine.id_column import IdColumn, decode
+from worker.engine.id_column import HOLE_TEXT, UNKEYED_TEXT, IdColumn, decode
 
 _KEYS = st.sampled_from(["", "a", "ab", "b", "OBS-1", "OBS-10", "\ud800", "ÿ", "þ", "a\x00b", "\x00"]) | st.text(
     max_size=6
@@ -41,6 +41,8 @@ def _check(column: IdColumn, model: _Model) -> None:
     assert column.row_keys() == model.keys
     stored = {b"\xfe": _HOLE, b"\xfd": _UNKEYED}
     assert [stored.get(entry) or decode(entry) for entry in column.raw()] == model.rows
+    markers = {HOLE_TEXT: _HOLE, UNKEYED_TEXT: _UNKEYED}
+    assert [markers.get(text) or text for text in column.texts()] == model.rows
     for row, key in enumerate(model.keys):
         assert column.get(row) == key
         if key is not None:
@@ -116,6 +118,14 @@ def test_many_rows_take_the_index_and_stay_findable() -> None:
     assert column.take("OBS-700") == 700
     assert column.find("OBS-700") is None
     assert column.find("OBS-70") == 70  # a prefix of a taken key is still its own row
+
+
+def test_texts_decode_at_once_until_a_key_with_a_lone_surrogate_is_stored() -> None:
+    column = IdColumn(["OBS-1", "ÿþ"])
+    assert not column._escaped and column.texts() == ["OBS-1", "ÿþ"]
+    column.append("\udcff")  # the separator's own text: from now on, entry by entry
+    assert column._escaped and column.texts() == ["OBS-1", "ÿþ", "\udcff"]
+    assert column.find("\udcff") == 2
 
 
 def test_an_id_is_held_in_about_its_own_length() -> None:

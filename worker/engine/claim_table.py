@@ -19,7 +19,7 @@ from array import array
 from collections.abc import Callable
 from datetime import date
 
-from worker.engine.id_column import IdColumn
+from worker.engine.id_column import UNKEYED_TEXT, IdColumn
 from worker.engine.records import PriorClaim, PriorLine
 
 _WORDS = 3  # per row: count (lines of the claim, on its first line; 0 on the others), version, line number
@@ -66,9 +66,9 @@ class ClaimTable:
         lines: list[PriorLine] = []
         claim_id = ""
         words, objects, new = self.words, self.objects, tuple.__new__
-        for row, key in enumerate(self.ids.row_keys()):
-            if key is not None:
-                claim_id = key
+        for row, text in enumerate(self.ids.texts()):
+            if text != UNKEYED_TEXT:  # a claim's first line (no holes here: rows are removed, not holed)
+                claim_id = text
             at, to = row * _WORDS, row * _OBJECTS
             lines.append(new(PriorLine, (claim_id, words[at + 1], words[at + 2], *objects[to : to + _OBJECTS])))
         return lines

@@ -28,13 +28,27 @@ def _encode(key: str) -> bytes:
     return key.encode("utf-8", "surrogatepass")
 
 
+def _has_surrogate(key: str) -> bool:
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+# The markers as `texts` reads them: decoding with surrogateescape turns each into a lone surrogate.
+_SEP_TEXT, HOLE_TEXT, UNKEYED_TEXT = "\udcff", "\udcfe", "\udcfd"
+
+
 class IdColumn:
-    __slots__ = ("_blob", "_index", "_rows")
+    __slots__ = ("_blob", "_escaped", "_index", "_rows")
 
     def __init__(self, keys: Iterable[str] = ()) -> None:
         self._blob = bytearray(_SEP)
         self._rows = 0
         self._index: dict[str, int] | None = None
+        # A key with a lone surrogate was ever stored: `texts` must decode entry by entry.
+        self._escaped = False
         for key in keys:
             self.append(key)
 
@@ -46,7 +60,14 @@ class IdColumn:
         """Add `key` as a new last row (the caller knows it is not held; None: a row without an id
         of its own); returns the row."""
         row = self._rows
-        self._blob += _UNKEYED if key is None else _encode(key)
+        if key is None:
+            self._blob += _UNKEYED
+        else:
+            try:
+                self._blob += key.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate (JSON bundles can hold one)
+                self._escaped = True
+                self._blob += _encode(key)
         self._blob += _SEP
         self._rows += 1
         if self._index is not None:
@@ -92,6 +113,8 @@ class IdColumn:
     def splice(self, row: int, count: int, keys: Iterable[str | None]) -> None:
         """Replace rows `row` to `row + count` with `keys` (None: a row without an id), in place."""
         entries = self.raw()
+        keys = list(keys)
+        self._escaped = self._escaped or any(key is not None and _has_surrogate(key) for key in keys)
         entries[row : row + count] = [_UNKEYED if key is None else _encode(key) for key in keys]
         self._rebuild(entries)
 
@@ -102,7 +125,21 @@ class IdColumn:
 
     def row_keys(self) -> list[str | None]:
         """Every row's key, in row order (None for holes and rows without an id)."""
-        return [None if entry in (_HOLE, _UNKEYED) else decode(entry) for entry in self.raw()]
+        return [None if text in (HOLE_TEXT, UNKEYED_TEXT) else text for text in self.texts()]
+
+    def texts(self) -> list[str]:
+        """Every row's entry as text, in row order: its key, `HOLE_TEXT` or `UNKEYED_TEXT`.
+
+        One decode of the whole column and one split (0xFF, 0xFE and 0xFD become lone surrogates,
+        which no decoded UTF-8 holds), unless a key with a lone surrogate was stored."""
+        if self._escaped:
+            markers = {_HOLE: HOLE_TEXT, _UNKEYED: UNKEYED_TEXT}
+            return [markers.get(entry) or decode(entry) for entry in self.raw()]
+        return self._blob.decode("utf-8", "surrogateescape").split(_SEP_TEXT)[1:-1]
+
+    def held(self) -> list[int]:
+        """The rows that are not holes (without decoding any key)."""
+        return [row for row, entry in enumerate(self.raw()) if entry != _HOLE]
 
     def raw(self) -> list[bytes]:
         """Every row's entry as stored (UTF-8, holes 0xFE, rows without an id 0xFD): `decode`

@@ -9,8 +9,8 @@ that settle it) keeps them as `LabFacts` in `versions`, as `Versions` wants them
 folds them back into a row.
 
 Rows become `LabFacts` again when a claim's view is built (`visible`): the columns are zipped into
-the records' field order after each is filtered at C speed (`itertools.compress`); only the ids a
-view shows are decoded.
+the records' field order and filtered at C speed (`itertools.compress`); the ids come from one
+decode of the patient's id column.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from itertools import compress, repeat
 
-from worker.engine.id_column import IdColumn, decode
+from worker.engine.id_column import IdColumn
 from worker.engine.records import LabFacts, Versions
 
 _ABSENT = -(2**63)  # None in a time column (record and event times are far from it)
@@ -129,23 +129,23 @@ class LabTable:
                 if key is not None and self._shows(row, as_of)
             ]
         else:
-            mask = self.counted  # holes are never counted
+            rows = zip(
+                self.ids.texts(),  # a hole's text is a marker: holes are never counted
+                self.loinc_code,
+                repeat(True),  # only counted rows pass the mask
+                self.value,
+                self.effective_ms,
+                self.effective_date,
+                self.event_ms,
+                self.time,
+                self.seq,
+                strict=False,  # `repeat` is endless; every column has a value per row
+            )
+            mask = self.counted
             if as_of is not None:  # counted and visible as of the claim
                 mask = bytearray(c and t <= as_of for c, t in zip(self.counted, self.time, strict=True))
-            rows = zip(
-                map(decode, compress(self.ids.raw(), mask)),
-                compress(self.loinc_code, mask),
-                repeat(True),  # only counted rows pass the mask
-                compress(self.value, mask),
-                compress(self.effective_ms, mask),
-                compress(self.effective_date, mask),
-                compress(self.event_ms, mask),
-                compress(self.time, mask),
-                compress(self.seq, mask),
-                strict=False,  # `repeat` is endless; the others have one value per row shown
-            )
             new = tuple.__new__
-            out = [new(LabFacts, fields) for fields in rows]
+            out = [new(LabFacts, fields) for fields in compress(rows, mask)]
         for held in self.versions.values():
             lab = Versions.newest(held, as_of)
             if lab is not None and lab.counted:
@@ -176,11 +176,7 @@ class LabTable:
                 self._append(folded)
             else:
                 self.versions[key] = folded
-        old = [
-            row
-            for row, key in enumerate(self.ids.row_keys())
-            if key is not None and self.effective_date[row] < earliest
-        ]
+        old = [row for row in self.ids.held() if self.effective_date[row] < earliest]
         if not old:
             return 0
         level: tuple[int, int, int] | None = None  # (effective_ms, seq, row) of the newest old level
@@ -203,7 +199,7 @@ class LabTable:
 
     def _compact(self) -> None:
         """Close the holes."""
-        keep = [row for row, key in enumerate(self.ids.row_keys()) if key is not None]
+        keep = self.ids.held()
         self.loinc_code = [self.loinc_code[row] for row in keep]
         self.counted = bytearray(self.counted[row] for row in keep)
         self.value = [self.value[row] for row in keep]

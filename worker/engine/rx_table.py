@@ -62,15 +62,33 @@ class RxTable:
 
     def visible(self, as_of: int | None) -> list[RxFacts]:
         """The version of each prescription a claim with record time `as_of` sees (None: all)."""
-        out = [
-            self._facts(row, key)
-            for row, key in enumerate(self.ids.row_keys())
-            if key is not None and self._shows(row, as_of)
-        ]
+        if as_of is None or self._absent:
+            mask = self.live
+        else:
+            times = self.words[1::_WORD_COUNT]
+            mask = bytearray(live and time <= as_of for live, time in zip(self.live, times, strict=True))
+        out = self._rows(mask, as_of)
         for held in self.versions.values():
             rx = Versions.newest(held, as_of)
             if rx is not None:
                 out.append(rx)
+        return out
+
+    def _rows(self, mask: bytearray, as_of: int | None) -> list[RxFacts]:
+        """The rows `mask` selects (and, with absent times, that `as_of` shows), in row order."""
+        if self._absent:
+            return [
+                self._facts(row, key)
+                for row, key in enumerate(self.ids.row_keys())
+                if key is not None and mask[row] and self._shows(row, as_of)
+            ]
+        # Row by row: with a handful of rows, one tuple per row costs less than a slice per field.
+        out: list[RxFacts] = []
+        objects, words, new = self.objects, self.words, tuple.__new__
+        for row, key in enumerate(self.ids.texts()):
+            if mask[row]:
+                at, to = row * _OBJECTS, row * _WORD_COUNT
+                out.append(new(RxFacts, (key, *objects[at : at + _OBJECTS], *words[to : to + _WORD_COUNT])))
         return out
 
     def entries(self) -> Iterator[tuple[str, RxFacts | list[RxFacts]]]:
@@ -90,9 +108,8 @@ class RxTable:
                 self._append(folded)
             else:
                 self.versions[key] = folded
-        dropped = [
-            row for row, key in enumerate(self.ids.row_keys()) if key is not None and expired(self._facts(row, key))
-        ]
+        rows = self.ids.held()
+        dropped = [row for row, rx in zip(rows, self._rows(self.live, None), strict=True) if expired(rx)]
         if dropped:
             self.ids.remove_rows(dropped)
             for row in dropped:
