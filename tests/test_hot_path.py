@@ -192,7 +192,7 @@ def test_shared_dates_are_equal_dates_and_bounded(monkeypatch: pytest.MonkeyPatc
     from worker.engine import records
 
     monkeypatch.setattr(records, "_dates", {})
-    monkeypatch.setattr(records, "_MAX_SHARED_DATES", 3)
+    monkeypatch.setattr(records, "_MAX_SHARED", 3)
     days = [date(2026, 1, day) for day in range(1, 6)]
     shared = [records._shared_date(day) for day in days] + [records._shared_date_of(day.toordinal()) for day in days]
     assert shared == days + days

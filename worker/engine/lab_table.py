@@ -22,6 +22,7 @@ from itertools import compress, repeat
 
 from worker.engine.id_column import IdColumn
 from worker.engine.records import LabFacts, Versions
+from worker.engine.versioned_rows import VersionedRows
 
 _ABSENT = -(2**63)  # None in a time column (record and event times are far from it)
 
@@ -34,7 +35,7 @@ def _or_none(value: int) -> int | None:
     return None if value == _ABSENT else value
 
 
-class LabTable:
+class LabTable(VersionedRows[LabFacts]):
     __slots__ = (
         "_absent",
         "_holes",
@@ -65,27 +66,7 @@ class LabTable:
         self.seq = array("q")
         self.versions: dict[str, list[LabFacts]] = {}
 
-    def __len__(self) -> int:
-        """Observations held (each counted once, whatever its versions)."""
-        return len(self.ids) - self._holes + len(self.versions)
-
-    # --- writes -----------------------------------------------------------------------------------
-
-    def add(self, version: LabFacts) -> int:
-        """Add a version in arrival order; returns 1 when its observation id is new."""
-        key = version.observation_id
-        held = self.versions.get(key)
-        if held is not None:
-            held.append(version)
-            return 0
-        row = self.ids.take(key)
-        if row is None:
-            self._append(version)
-            return 1
-        self.versions[key] = [self._facts(row, key), version]
-        self._hole(row)
-        self._compact_if_sparse()
-        return 0
+    # --- rows (adding a version: VersionedRows.add) -----------------------------------------------
 
     def _append(self, version: LabFacts) -> None:
         self.ids.append(version.observation_id)

@@ -286,15 +286,25 @@ class ExpiredClaims:
 
 NO_EXPIRED_CLAIMS = ExpiredClaims()
 
-# Many patients' labs, prescriptions and lines share dates: one date object per day, not per record,
-# up to a bound (65,536 days is 179 years: a real stream never reaches it; random dates cannot grow
-# the table without end).
+# Many patients' labs, prescriptions and lines share dates and numbers (a level of 7.5 ng/mL, a dose of
+# 2 mg, 60 units): one object per day and per value instead of one per record, up to a bound each
+# (65,536 days is 179 years: a real stream never reaches it), so that unusual input cannot grow the
+# tables without end.
 _dates: dict[int, date] = {}
-_MAX_SHARED_DATES = 1 << 16
-# And numbers (a level of 7.5 ng/mL, a dose of 2 mg, 60 units): one float object per value, up
-# to a bound, so that unusual values cannot grow the table without end.
 _values: dict[float, float] = {}
-_MAX_SHARED_VALUES = 1 << 16
+_MAX_SHARED = 1 << 16
+
+K = TypeVar("K")
+S = TypeVar("S")
+
+
+def _shared(table: dict[K, S], key: K, value: S) -> S:
+    shared = table.get(key)
+    if shared is not None:
+        return shared
+    if len(table) < _MAX_SHARED:
+        table[key] = value
+    return value
 
 
 @overload
@@ -307,33 +317,17 @@ def _shared_value(value: float | None) -> float | None:
     # Zero is left alone: 0.0 and -0.0 are equal keys, and a lab's sign must be kept as written.
     if not value:
         return value
-    shared = _values.get(value)
-    if shared is not None:
-        return shared
-    if len(_values) < _MAX_SHARED_VALUES:
-        _values[value] = value
-    return value
+    return _shared(_values, value, value)
 
 
 def _shared_date(day: date) -> date:
-    ordinal = day.toordinal()
-    shared = _dates.get(ordinal)
-    if shared is not None:
-        return shared
-    if len(_dates) < _MAX_SHARED_DATES:
-        _dates[ordinal] = day
-    return day
+    return _shared(_dates, day.toordinal(), day)
 
 
 def _shared_date_of(ordinal: int) -> date:
     """The shared date object of a proleptic Gregorian ordinal (without building one to look it up)."""
     shared = _dates.get(ordinal)
-    if shared is not None:
-        return shared
-    day = date.fromordinal(ordinal)
-    if len(_dates) < _MAX_SHARED_DATES:
-        _dates[ordinal] = day
-    return day
+    return shared if shared is not None else _shared(_dates, ordinal, date.fromordinal(ordinal))
 
 
 # --- versions -----------------------------------------------------------------------------------

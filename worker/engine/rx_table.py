@@ -19,6 +19,7 @@ from typing import Any
 
 from worker.engine.id_column import IdColumn
 from worker.engine.records import RxFacts, Versions
+from worker.engine.versioned_rows import VersionedRows
 
 _ABSENT = -(2**63)  # None in a word column (record and event times are far from it)
 _WORDS = ("event_ms", "time", "seq")  # the last three fields: int or None, held as machine words
@@ -27,7 +28,7 @@ _OBJECTS = len(RxFacts._fields) - 1 - _WORD_COUNT  # fields after the id held as
 assert RxFacts._fields[-_WORD_COUNT:] == _WORDS
 
 
-class RxTable:
+class RxTable(VersionedRows[RxFacts]):
     __slots__ = ("_absent", "_holes", "ids", "live", "objects", "versions", "words")
 
     def __init__(self) -> None:
@@ -38,27 +39,6 @@ class RxTable:
         self.versions: dict[str, list[RxFacts]] = {}
         self._holes = 0
         self._absent = 0  # rows with a time or event time of None (offline records)
-
-    def __len__(self) -> int:
-        """Prescriptions held (each counted once, whatever its versions)."""
-        return len(self.ids) - self._holes + len(self.versions)
-
-    def add(self, version: RxFacts) -> int:
-        """Add a version in arrival order; returns 1 when its prescription id is new."""
-        key = version.prescription_id
-        held = self.versions.get(key)
-        if held is not None:
-            held.append(version)
-            return 0
-        row = self.ids.take(key)
-        if row is None:
-            self._append(version)
-            return 1
-        self.versions[key] = [self._facts(row, key), version]
-        self._hole(row)
-        if self._holes * 4 >= len(self.ids):  # holes cost a few bytes each: compact at a quarter
-            self._compact()
-        return 0
 
     def visible(self, as_of: int | None) -> list[RxFacts]:
         """The version of each prescription a claim with record time `as_of` sees (None: all)."""
