@@ -17,9 +17,11 @@ a claim sees", is the specification:
   so as a patient's claims advance, what no such claim can reach is dropped (`PatientRecord.prune`).
   What is kept, and why, is written on `prune`.
 
-Records are held compactly (`RxFacts`, `LabFacts`, `PriorLine`: the fields the rules read, as
-named tuples or with slots; a patient's labs in columns, `worker.engine.lab_table`), not as the
-pydantic events they were read from.
+Records are held compactly, not as the pydantic events they were read from: the fields the rules
+read (`RxFacts`, `LabFacts`, `PriorLine`, named tuples), stored per patient as a lab table in
+columns (`worker.engine.lab_table`) and prescription and prior-claim tables of rows
+(`worker.engine.rx_table`, `worker.engine.claim_table`), their identifiers in one byte string each
+(`worker.engine.id_column`); a view rebuilds the named tuples.
 
 This module is the view the rules read (`PatientContext`); the compact records and their versions
 are in `worker.engine.records`, one patient's record and the horizon in `worker.engine.horizon`.
