@@ -150,13 +150,7 @@ class LabTable(VersionedRows[LabFacts]):
         """Fold what every later claim sees of each multi-version lab (`Versions.settle`), then drop
         the labs effective before `earliest` except the newest counted level (`is_level(loinc)`)
         among them. Returns how many observations were dropped."""
-        for key, held in list(self.versions.items()):
-            folded = Versions.settle(held, settled)
-            if isinstance(folded, LabFacts):
-                del self.versions[key]
-                self._append(folded)
-            else:
-                self.versions[key] = folded
+        self._fold_settled(settled)
         old = [row for row in self.ids.held() if self.effective_date[row] < earliest]
         if not old:
             return 0
@@ -167,16 +161,9 @@ class LabTable(VersionedRows[LabFacts]):
                 if level is None or candidate > level:
                     level = candidate
         dropped = [row for row in old if level is None or row != level[2]]
-        self.ids.remove_rows(dropped)
-        for row in dropped:
-            self._hole(row)
+        self._drop(dropped)
         self._compact_if_sparse()
         return len(dropped)
-
-    def _compact_if_sparse(self) -> None:
-        # Holes cost a few bytes each and views skip them: compact only when they are a quarter.
-        if self._holes * 4 >= len(self.ids):
-            self._compact()
 
     def _compact(self) -> None:
         """Close the holes."""

@@ -81,19 +81,11 @@ class RxTable(VersionedRows[RxFacts]):
     def prune(self, settled: int | None, expired: Callable[[RxFacts], bool]) -> int:
         """Fold what every later claim sees of each multi-version prescription (`Versions.settle`),
         then drop the single-version ones `expired` says may go. Returns how many were dropped."""
-        for key, held in list(self.versions.items()):
-            folded = Versions.settle(held, settled)
-            if isinstance(folded, RxFacts):
-                del self.versions[key]
-                self._append(folded)
-            else:
-                self.versions[key] = folded
+        self._fold_settled(settled)
         rows = self.ids.held()
         dropped = [row for row, rx in zip(rows, self._rows(self.live, None), strict=True) if expired(rx)]
         if dropped:
-            self.ids.remove_rows(dropped)
-            for row in dropped:
-                self._hole(row)
+            self._drop(dropped)
             self._compact()
         return len(dropped)
 

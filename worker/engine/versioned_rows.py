@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Generic, TypeVar
 
 from worker.engine.id_column import IdColumn
-from worker.engine.records import LabFacts, RxFacts
+from worker.engine.records import LabFacts, RxFacts, Versions
 
 V = TypeVar("V", LabFacts, RxFacts)
 
@@ -40,9 +40,30 @@ class VersionedRows(Generic[V]):
             return 1
         self.versions[key] = [self._facts(row, key), version]
         self._hole(row)
-        if self._holes * 4 >= len(self.ids):  # holes cost a few bytes each: compact at a quarter
-            self._compact()
+        self._compact_if_sparse()
         return 0
+
+    def _fold_settled(self, settled: int | None) -> None:
+        """Fold what every later claim sees of each multi-version record (`Versions.settle`); a
+        record left with one version becomes a row again."""
+        for key, held in list(self.versions.items()):
+            folded = Versions.settle(held, settled)
+            if isinstance(folded, list):
+                self.versions[key] = folded
+            else:
+                del self.versions[key]
+                self._append(folded)
+
+    def _drop(self, rows: list[int]) -> None:
+        """Make `rows` holes (one pass over the id column)."""
+        self.ids.remove_rows(rows)
+        for row in rows:
+            self._hole(row)
+
+    def _compact_if_sparse(self) -> None:
+        # Holes cost a few bytes each and views skip them: compact only when they are a quarter.
+        if self._holes * 4 >= len(self.ids):
+            self._compact()
 
     # Each table stores its rows in its own way.
 
