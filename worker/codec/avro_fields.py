@@ -44,6 +44,11 @@ class _Source:
     def add(self, line: str, depth: int = 1) -> None:
         self.lines.append("    " * depth + line)
 
+    def hand_back_if(self, condition: str, depth: int) -> None:
+        """Return None (take the checked read) when `condition` holds."""
+        self.add(f"if {condition}:", depth)
+        self.add("return None", depth + 1)
+
     def long(self, target: str, depth: int) -> None:
         self.add("b = buf[p]", depth)
         self.add("p += 1", depth)
@@ -59,14 +64,12 @@ def _value(source: _Source, schema: Any, target: str, depth: int, consts: dict[s
     logical = schema.get("logicalType") if isinstance(schema, dict) else None
     if logical == "timestamp-millis" and kind == "long":
         source.long(target, depth)
-        source.add(f"if not {_MIN_MS} <= {target} <= {_MAX_MS}:", depth)
-        source.add("return None", depth + 1)
+        source.hand_back_if(f"not {_MIN_MS} <= {target} <= {_MAX_MS}", depth)
         return True
     if logical == "date" and kind == "int":
         source.long("n", depth)
         source.add(f"n += {_EPOCH_ORDINAL}", depth)
-        source.add(f"if not {_MIN_ORDINAL} <= n <= {_MAX_ORDINAL}:", depth)
-        source.add("return None", depth + 1)
+        source.hand_back_if(f"not {_MIN_ORDINAL} <= n <= {_MAX_ORDINAL}", depth)
         source.add(f"{target} = _date(n)", depth)
         return True
     if logical is not None:
@@ -74,8 +77,7 @@ def _value(source: _Source, schema: Any, target: str, depth: int, consts: dict[s
     if kind == "string":
         source.long("n", depth)
         source.add("e = p + n", depth)
-        source.add("if n < 0 or e > size:", depth)
-        source.add("return None", depth + 1)
+        source.hand_back_if("n < 0 or e > size", depth)
         source.add(f"{target} = buf[p:e].decode()", depth)  # strict UTF-8, as fastavro reads it
         source.add("p = e", depth)
         return True
@@ -84,28 +86,24 @@ def _value(source: _Source, schema: Any, target: str, depth: int, consts: dict[s
         return True
     if kind == "int":
         source.long(target, depth)
-        source.add(f"if not {_INT_MIN} <= {target} <= {_INT_MAX}:", depth)
-        source.add("return None", depth + 1)
+        source.hand_back_if(f"not {_INT_MIN} <= {target} <= {_INT_MAX}", depth)
         return True
     if kind == "double":
         source.add(f"{target} = _double(buf, p)[0]", depth)
         source.add("p += 8", depth)
-        source.add(f"if {target} - {target} != 0.0:", depth)  # NaN or an infinity
-        source.add("return None", depth + 1)
+        source.hand_back_if(f"{target} - {target} != 0.0", depth)  # NaN or an infinity
         return True
     if kind == "boolean":
         source.add("b = buf[p]", depth)
         source.add("p += 1", depth)
-        source.add("if b > 1:", depth)
-        source.add("return None", depth + 1)
+        source.hand_back_if("b > 1", depth)
         source.add(f"{target} = b == 1", depth)
         return True
     if kind == "enum":
         symbols = f"_symbols{len(consts)}"
         consts[symbols] = tuple(schema["symbols"])
         source.long("n", depth)
-        source.add(f"if not 0 <= n < {len(schema['symbols'])}:", depth)
-        source.add("return None", depth + 1)
+        source.hand_back_if(f"not 0 <= n < {len(schema['symbols'])}", depth)
         source.add(f"{target} = {symbols}[n]", depth)
         return True
     return False
@@ -144,8 +142,7 @@ def compile_fields(schema: dict[str, Any], names: Sequence[str]) -> FieldReader 
             source.add("return None", 2)
         elif not _value(source, kind, target, 1, consts):
             return None
-    source.add("if p != size:")
-    source.add("return None", 2)
+    source.hand_back_if("p != size", 1)  # trailing bytes
     order = {field["name"]: index for index, field in enumerate(fields)}
     values = ", ".join(f"v{order[name]}" for name in names)
     source.add(f"return ({values}{',' if len(names) == 1 else ''})")
