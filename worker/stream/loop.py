@@ -23,8 +23,8 @@ a poison context record read again during a rebuild is not dead-lettered twice.
 
 from __future__ import annotations
 
+import logging
 import signal
-import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -48,6 +48,7 @@ from worker.stream import kafka_clients
 from worker.stream.feed import ContextFeed, ReadyClaim, RejectedRecord, UnreadableRecord
 from worker.stream.flow import FlowControl
 from worker.stream.intake import Rejected
+from worker.stream.interpreter import loop_settings
 from worker.stream.ledger import DeliveryError, OffsetLedger, OnAck
 from worker.stream.merge import TimeOrderedMerge, Tp
 from worker.stream.outputs import Origin, Outputs
@@ -64,11 +65,6 @@ POLL_TIMEOUT_MS = 500  # bounds how long SIGTERM waits for the loop to notice (w
 # While a claim waits for its context, the claims poll does not block and the context poll waits at
 # most this long: a context fetch answers within the consumer's fetch_max_wait_ms (20 ms) anyway.
 CONTEXT_WAIT_MS = 100
-# The loop thread does the CPU work; kafka-python's IO threads need the GIL only briefly. CPython's
-# default 5 ms switch interval makes the loop hand the GIL over far more often than they need it
-# (measured: about 15% of the loop's throughput); 50 ms stays far below every Kafka timeout
-# (heartbeats are sent every second or more).
-GIL_SWITCH_INTERVAL_S = 0.05
 FLUSH_TIMEOUT_S = 30.0
 
 
@@ -101,6 +97,7 @@ class StreamWorker(PartitionLifecycle, FlowControl):
         self.health = health
         self.worker_version = worker_version
         self.on_decision = on_decision
+        self._log_decisions = True  # at the configured level (set when the loop starts)
         self.shadow = shadow  # live shadow evaluation (worker.stream.shadow); never changes what is published
         self.store = ContextStore(
             global_scope=settings.context_scope == "global",
@@ -153,8 +150,10 @@ class StreamWorker(PartitionLifecycle, FlowControl):
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
         """Process until stopped (or until `until()` is true); always flushes, commits and closes."""
-        previous_switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        with loop_settings():
+            self._run(until)
+
+    def _run(self, until: Callable[[], bool] | None) -> None:
         self.producer = kafka_clients.producer(self.settings)
         self.outputs = Outputs(
             self.producer,
@@ -163,6 +162,7 @@ class StreamWorker(PartitionLifecycle, FlowControl):
             worker_version=self.worker_version,
             metrics=self.metrics,
         )
+        self._log_decisions = log.is_enabled_for(logging.INFO)
         self.group = kafka_clients.group_consumer(self.settings)
         self.context = kafka_clients.assigned_consumer(self.settings, "context")
         try:
@@ -183,7 +183,6 @@ class StreamWorker(PartitionLifecycle, FlowControl):
             self._checkpoint()
         finally:
             self._close()
-            sys.setswitchinterval(previous_switch_interval)
 
     def _close(self) -> None:
         self.health.set_ready("stopped")
@@ -377,19 +376,21 @@ class StreamWorker(PartitionLifecycle, FlowControl):
             decision.outcome,
             ((finding.rule_id, finding.outcome) for line in decision.lines for finding in line.findings),
         )
-        # The canonical line: one per decided claim, claim and event ids only (no patient data).
-        log.info(
-            "claim_decided",
-            claim_id=decision.claim_id,
-            claim_version=decision.claim_version,
-            decision_id=decision.decision_id,
-            outcome=decision.outcome,
-            rule_ids=list(decision.rule_ids),
-            rule_pack=str(decision.rule_pack),
-            partition=partition,
-            offset=offset,
-            context_as_of=decision.context_as_of.isoformat() if decision.context_as_of else None,
-            latency_ms=round(latency * 1000, 2),
-        )
+        # The canonical line: one per decided claim, claim and event ids only (no patient data). Its
+        # fields cost 4-5 µs to build, so they are not built at a level that drops the line.
+        if self._log_decisions:
+            log.info(
+                "claim_decided",
+                claim_id=decision.claim_id,
+                claim_version=decision.claim_version,
+                decision_id=decision.decision_id,
+                outcome=decision.outcome,
+                rule_ids=list(decision.rule_ids),
+                rule_pack=str(decision.rule_pack),
+                partition=partition,
+                offset=offset,
+                context_as_of=decision.context_as_of.isoformat() if decision.context_as_of else None,
+                latency_ms=round(latency * 1000, 2),
+            )
         if self.on_decision is not None:
             self.on_decision(decision)
