@@ -8,8 +8,11 @@ it hands back (None), and the checked read decides.
 from __future__ import annotations
 
 import io
+import json
 import typing
 from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
 
 import fastavro
 import pytest
@@ -17,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from worker.codec.avro import AvroCodec, load_schema
-from worker.codec.avro_fields import compile_fields
+from worker.codec.avro_fields import compile_fields, compile_record
 from worker.engine import events
 from worker.engine.events import LabResult, Prescription
 from worker.engine.records import LAB_FIELDS, RX_FIELDS, LabFacts, RxFacts
@@ -233,3 +236,133 @@ def test_an_int_beyond_32_bits_is_handed_back_and_rejected() -> None:
     assert READ_RX(payload) is not None  # type: ignore[misc]
     assert READ_RX(damaged) is None  # type: ignore[misc]
     assert checked_rx(damaged, 1) is None
+
+
+# --- whole records (compile_record): the claim ---------------------------------------------------
+
+CLAIM = AvroCodec("ClaimSubmitted")
+READ_CLAIM = compile_record(CLAIM.schema)
+
+
+def values_of(schema: Any, named: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Valid values of any node of our schemas, as the codec writes them."""
+    if isinstance(schema, str) and schema in named:
+        return values_of(named[schema], named)
+    if isinstance(schema, list):
+        return st.one_of(*(values_of(branch, named) for branch in schema))
+    if isinstance(schema, dict):
+        logical, kind = schema.get("logicalType"), schema["type"]
+        if logical == "timestamp-millis":
+            return moments
+        if logical == "date":
+            return days
+        if kind == "record":
+            return st.fixed_dictionaries({f["name"]: values_of(f["type"], named) for f in schema["fields"]})
+        if kind == "array":
+            return st.lists(values_of(schema["items"], named), max_size=3)
+        if kind == "enum":
+            return st.sampled_from(schema["symbols"])
+        return values_of(kind, named)
+    return {
+        "null": st.none(),
+        "string": text,
+        "int": int32,
+        "long": st.integers(-(2**63), 2**63 - 1),
+        "double": finite,
+        "boolean": st.booleans(),
+    }[schema]
+
+
+claims = values_of(CLAIM.schema, CLAIM.schema["__named_schemas"])
+
+
+def _same(read: Any, checked: Any) -> bool:
+    """Equal, and of the same types all the way down (True == 1 and 1.0 == 1 would hide a difference)."""
+    if type(read) is not type(checked):
+        return False
+    if isinstance(read, dict):
+        return read.keys() == checked.keys() and all(_same(read[k], checked[k]) for k in read)
+    if isinstance(read, list):
+        return len(read) == len(checked) and all(map(_same, read, checked))
+    if isinstance(read, datetime):
+        return read == checked and read.tzinfo == checked.tzinfo
+    if isinstance(read, float):
+        return read == checked and str(read) == str(checked)  # the sign of zero too
+    return bool(read == checked)
+
+
+def checked_claim(payload: bytes) -> dict[str, Any] | None:
+    try:
+        return CLAIM.decode(payload)
+    except DecodeError:
+        return None
+
+
+def test_every_input_schema_compiles_to_a_record_reader() -> None:
+    for name in ("ClaimSubmitted", "LabResultRecorded", "PrescriptionRecorded"):
+        assert compile_record(load_schema(name)) is not None, name
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(record=claims)
+def test_a_valid_claim_reads_to_what_fastavro_reads(record: dict[str, Any]) -> None:
+    payload = CLAIM.encode(record)
+    read = READ_CLAIM(payload)  # type: ignore[misc]
+    assert read is not None
+    assert _same(read, CLAIM.decode(payload))
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_damaged_claim_is_read_as_the_checked_read_reads_it_or_handed_back(data: st.DataObject) -> None:
+    payload = _mutate(CLAIM.encode(data.draw(claims)), data)
+    read = READ_CLAIM(payload)  # type: ignore[misc]
+    if read is not None:
+        checked = checked_claim(payload)
+        assert checked is not None, "the compiled reader accepted what the checked read rejects"
+        assert _same(read, checked)
+
+
+@given(payload=st.binary(max_size=300))
+def test_random_bytes_are_not_a_claim_unless_the_checked_read_takes_them(payload: bytes) -> None:
+    read = READ_CLAIM(payload)  # type: ignore[misc]
+    if read is not None:
+        checked = checked_claim(payload)
+        assert checked is not None and _same(read, checked)
+
+
+ARRAY = fastavro.parse_schema(
+    {"type": "record", "name": "T", "fields": [{"name": "xs", "type": {"type": "array", "items": "string"}}]}
+)
+
+
+def test_array_blocks_with_byte_sizes_and_several_blocks_read_as_fastavro_reads_them() -> None:
+    read = compile_record(ARRAY)
+    assert read is not None
+    # Two blocks: -2 items (then their byte size, 4), "ab" and "c"; then 1 item "d"; then the end.
+    payload = _zigzag(-2) + _zigzag(5) + _zigzag(2) + b"ab" + _zigzag(1) + b"c" + _zigzag(1) + _zigzag(1) + b"d" + b"\0"
+    assert read(payload) == fastavro.schemaless_reader(io.BytesIO(payload), ARRAY) == {"xs": ["ab", "c", "d"]}
+    # A block claiming more items than bytes left is handed back, not looped over.
+    assert read(_zigzag(2**40) + b"\0") is None
+
+
+def test_a_claim_with_a_nan_or_an_edge_time_is_handed_back() -> None:
+    bundle = json.loads((Path(__file__).parent / "fixtures" / "bundles.jsonl").read_text().splitlines()[0])["bundle"]
+    record = CLAIM.decode(
+        CLAIM.encode(
+            events.Claim.model_validate(
+                {"event_id": "E1", "event_time": "2025-03-01T00:00:00Z", **bundle["claim"]}
+            ).model_dump()
+        )
+    )
+    assert READ_CLAIM(CLAIM.encode(record)) is not None  # type: ignore[misc]
+    record["lines"][0]["units"] = float("nan")
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, CLAIM.schema, record)
+    assert READ_CLAIM(out.getvalue()) is None  # type: ignore[misc]
+    assert checked_claim(out.getvalue()) is None
+    record["lines"][0]["units"] = 30.0
+    record["event_time"] = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)  # within a day of datetime's end
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, CLAIM.schema, record)
+    assert READ_CLAIM(out.getvalue()) is None  # type: ignore[misc]

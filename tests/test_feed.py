@@ -255,3 +255,33 @@ def test_a_record_the_fast_path_hands_back_is_judged_by_the_checked_read() -> No
     (item,) = harness.feed.add_context(LABS, [truncated])
     assert item.rejected.reason == "decode"
     assert harness.store.record(0, "P-EX1") is None  # nothing of either was applied
+
+
+def test_a_claim_reads_to_the_same_claim_by_the_fast_path_and_the_checked_read() -> None:
+    feed = Harness().feed
+    record = Record("claims", 0, 0, 1, b"P-EX1", claim("C-1", "2026-01-05"))
+    fast = feed._read_plain_claim(record)
+    assert fast is not None
+    checked_feed = ContextFeed(CheckedOnly(), TOPICS, feed.store, feed.merge)
+    assert checked_feed._read_plain_claim(record) is None  # no plain body: the checked read only
+    (checked, rejected) = checked_feed._decode_claim(record)
+    assert rejected is None and checked == fast
+
+
+@pytest.mark.parametrize(
+    ("key", "damage", "reason", "message"),
+    [
+        (b"someone-else", 0, "contract", "ClaimSubmitted: record key is not the event's patient_id"),
+        (b"P-EX1", 3, "decode", "ClaimSubmitted: payload ends inside the record"),
+    ],
+)
+def test_a_claim_the_fast_path_hands_back_gets_the_checked_reads_dead_letter(
+    key: bytes, damage: int, reason: str, message: str
+) -> None:
+    feed = Harness().feed
+    value = claim("C-1", "2026-01-05")
+    record = Record("claims", 0, 0, 1, key, value[: len(value) - damage])
+    assert feed._read_plain_claim(record) is None
+    (decoded, rejected) = feed._decode_claim(record)
+    assert decoded is None and rejected is not None
+    assert rejected.reason == reason and rejected.message.startswith(message)
