@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from worker.engine.claim_table import ClaimTable
 from worker.engine.context import PatientContext
 from worker.engine.lab_table import LabTable
 from worker.engine.records import (
-    _EPOCH,
+    _DAY_MS,
+    _EPOCH_ORDINAL,
     NO_EXPIRED_CLAIMS,
     LabFacts,
     PriorClaim,
@@ -165,7 +166,12 @@ class PatientRecord:
             earliest_lab = earliest_service - timedelta(days=horizon.lab_lookback_days)
         except OverflowError:
             return dropped
-        dropped["prescriptions"] += self.prescriptions.prune(settled, lambda rx: _rx_expired(rx, earliest_service))
+        # Midnight (UTC) of the earliest date of service, in epoch milliseconds: compared with each
+        # prescription's recorded time as integers, without a datetime per prescription.
+        service_ms = (earliest_service.toordinal() - _EPOCH_ORDINAL) * _DAY_MS
+        dropped["prescriptions"] += self.prescriptions.prune(
+            settled, lambda rx: _rx_expired(rx, earliest_service, service_ms)
+        )
         dropped["labs"] += self.labs.prune(
             earliest_lab, settled, lambda loinc: group_of.get(loinc) == TACROLIMUS_LEVEL_GROUP
         )
@@ -175,7 +181,9 @@ class PatientRecord:
         return dropped
 
 
-def _rx_expired(rx: RxFacts, earliest_service: date) -> bool:
+def _rx_expired(rx: RxFacts, earliest_service: date, service_ms: int) -> bool:
+    """Can no claim still within its filing limit reach `rx`? `service_ms`: midnight UTC of
+    `earliest_service` in epoch milliseconds."""
     if rx.end_date is not None and rx.end_date < earliest_service:
         can_be_active = False
     else:
@@ -183,9 +191,7 @@ def _rx_expired(rx: RxFacts, earliest_service: date) -> bool:
     if can_be_active:
         return False
     recorded = rx.event_ms if rx.event_ms is not None else rx.time
-    return recorded is not None and _EPOCH + timedelta(milliseconds=recorded) < datetime.combine(
-        earliest_service, datetime.min.time(), UTC
-    )
+    return recorded is not None and recorded < service_ms
 
 
 def _claim_expired(claim: PriorClaim, earliest_service: date) -> bool:
