@@ -217,7 +217,9 @@ class ContextFeed:
 
     def _decode_claim(self, record: InputRecord | UnreadableRecord) -> tuple[Claim | None, Rejected | None]:
         try:
-            claim = self._read_plain_claim(record) or read_event(self.wire, "claim", record.key, record.value, Claim)
+            claim = self._read_plain_claim(record)
+            if claim is None:
+                claim = read_event(self.wire, "claim", record.key, record.value, Claim)
             check_claim_bounds(claim, self.max_claim_lines)
         except Rejected as error:
             return None, error
