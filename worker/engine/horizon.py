@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from operator import itemgetter
 
 from worker.engine.claim_table import ClaimTable
 from worker.engine.context import PatientContext
@@ -32,6 +33,9 @@ TACROLIMUS_LEVEL_GROUP = "tacrolimus_level"  # loinc_labs.csv rule_group of tacr
 OUT_OF_ORDER_SLACK = timedelta(days=7)
 PRUNE_EVERY = timedelta(days=7)  # a patient's context is pruned when its filing dates moved this much
 _SLACK_MS = OUT_OF_ORDER_SLACK // timedelta(milliseconds=1)
+# The views' orders, as C-level key functions: a lambda per item was 40% of sorting a patient's labs.
+_BY_SEQ = itemgetter(RxFacts._fields.index("seq"))
+_BY_EFFECTIVE_TIME = itemgetter(LabFacts._fields.index("effective_ms"), LabFacts._fields.index("seq"))
 
 
 # --- the horizon --------------------------------------------------------------------------------
@@ -125,9 +129,9 @@ class PatientRecord:
 
     def _build(self, as_of: int | None) -> PatientContext:
         prescriptions = self.prescriptions.visible(as_of)
-        prescriptions.sort(key=lambda rx: rx.seq)
+        prescriptions.sort(key=_BY_SEQ)
         labs = self.labs.visible(as_of)
-        labs.sort(key=lambda lab: (lab.effective_ms, lab.seq))
+        labs.sort(key=_BY_EFFECTIVE_TIME)
         lines = self.claims.lines()
         return PatientContext(prescriptions, labs, lines, self.expired)
 
