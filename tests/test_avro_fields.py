@@ -366,3 +366,19 @@ def test_a_claim_with_a_nan_or_an_edge_time_is_handed_back() -> None:
     out = io.BytesIO()
     fastavro.schemaless_writer(out, CLAIM.schema, record)
     assert READ_CLAIM(out.getvalue()) is None  # type: ignore[misc]
+
+
+LONG = fastavro.parse_schema({"type": "record", "name": "L", "fields": [{"name": "n", "type": "long"}]})
+READ_LONG = compile_record(LONG)
+
+
+@given(number=st.integers(-(2**63), 2**63 - 1))
+def test_a_long_of_any_width_reads_as_fastavro_reads_it(number: int) -> None:
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, LONG, {"n": number})
+    assert READ_LONG(out.getvalue()) == {"n": number}  # type: ignore[misc]
+
+
+def test_a_varint_longer_than_ten_bytes_is_handed_back() -> None:
+    assert READ_LONG(b"\xff" * 10 + b"\x01") is None  # type: ignore[misc]
+    assert READ_LONG(b"\xfe" + b"\xff" * 8 + b"\x01") == {"n": 2**63 - 1}  # type: ignore[misc]

@@ -26,8 +26,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from worker.codec.avro_scan import read_long
-
 FieldReader = Callable[[bytes], tuple[Any, ...] | None]
 RecordReader = Callable[[bytes], dict[str, Any] | None]
 
@@ -49,7 +47,6 @@ class _Source:
         self.datetimes = datetimes  # timestamps as UTC datetimes (else epoch milliseconds)
         self.nested = nested  # records and arrays may appear (else only a flat record compiles)
         self.consts: dict[str, Any] = {
-            "_read_long": read_long,  # a varint of more than one byte (the first is inlined)
             "_date": date.fromordinal,
             "_double": struct.Struct("<d").unpack_from,
             "_EPOCH": _EPOCH,
@@ -76,12 +73,24 @@ class _Source:
         self.add("return None", depth + 1)
 
     def long(self, target: str, depth: int) -> None:
+        """A zigzag varint into `target`, read inline as `avro_scan.read_long` reads it (a call per
+        timestamp, six bytes, cost more than the loop)."""
         self.add("b = buf[p]", depth)
         self.add("p += 1", depth)
         self.add("if b < 128:", depth)
         self.add(f"{target} = (b >> 1) ^ -(b & 1)", depth + 1)
         self.add("else:", depth)
-        self.add(f"{target}, p = _read_long(buf, p - 1)", depth + 1)
+        self.add("z = b & 127", depth + 1)
+        self.add("s = 7", depth + 1)
+        self.add("b = buf[p]", depth + 1)
+        self.add("p += 1", depth + 1)
+        self.add("while b >= 128:", depth + 1)
+        self.add("z |= (b & 127) << s", depth + 2)
+        self.add("s += 7", depth + 2)
+        self.hand_back_if("s > 63", depth + 2)  # longer than 10 bytes
+        self.add("b = buf[p]", depth + 2)
+        self.add("p += 1", depth + 2)
+        self.add(f"{target} = ((z | b << s) >> 1) ^ -(z & 1)", depth + 1)
 
 
 def _emit(source: _Source, schema: Any, target: str, depth: int, named: dict[str, Any]) -> bool:
