@@ -36,18 +36,34 @@ def _claims(draw: st.DrawFn) -> PriorClaim:
     )
 
 
+class _Asking:
+    """An `expired` predicate as the horizon's (never a claim with a line on or after the cutoff, and
+    not every other one) that records which claims it was asked about."""
+
+    def __init__(self, cutoff: date) -> None:
+        self.cutoff = cutoff
+        self.asked: list[PriorClaim] = []
+
+    def expired(self, claim: PriorClaim) -> bool:
+        before = all(line.date_of_service < self.cutoff for line in claim)
+        return before and (claim[0].days_supply or 0) % 3 != 1
+
+    def __call__(self, claim: PriorClaim) -> bool:
+        self.asked.append(claim)
+        return self.expired(claim)
+
+
 @settings(max_examples=300)
 @given(st.lists(st.one_of(_claims(), st.integers(1, 28)), max_size=25))
 def test_table_holds_what_the_dict_held(steps: list[PriorClaim | int]) -> None:
     table, model = ClaimTable(), dict[str, PriorClaim]()
     for step in steps:
-        if isinstance(step, int):  # drop the claims whose first line is before that day of January
+        if isinstance(step, int):  # drop some claims with every line before that day of January
             cutoff = date(2026, 1, step)
-
-            def expired(claim: PriorClaim, cutoff: date = cutoff) -> bool:
-                return claim[0].date_of_service < cutoff
-
-            dropped = table.drop(expired)
+            asking = _Asking(cutoff)
+            dropped = table.drop(asking, before=cutoff)
+            assert all(line.date_of_service < cutoff for claim in asking.asked for line in claim)
+            expired = asking.expired
             gone = [claim for claim in model.values() if expired(claim)]
             assert dropped == gone
             model = {key: claim for key, claim in model.items() if not expired(claim)}

@@ -179,7 +179,8 @@ class PatientRecord:
         dropped["labs"] += self.labs.prune(
             earliest_lab, settled, lambda loinc: group_of.get(loinc) == TACROLIMUS_LEVEL_GROUP
         )
-        for claim in self.claims.drop(lambda claim: _claim_expired(claim, earliest_service)):
+        # A claim with a line on or after the earliest date of service is never expired (`_line_expired`).
+        for claim in self.claims.drop(lambda claim: _claim_expired(claim, earliest_service), earliest_service):
             self.expired = self.expired.plus(claim)
             dropped["prior_claims"] += 1
         return dropped
