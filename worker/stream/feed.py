@@ -19,7 +19,7 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pydantic import ValidationError
 
@@ -50,9 +50,10 @@ class InputRecord(Protocol):
     headers: Any
 
 
-@dataclass(frozen=True, slots=True)
-class ReadyClaim:
-    """A claim whose context is complete: decide it (or skip it: no J7507 line), then `decided()`."""
+class ReadyClaim(NamedTuple):
+    """A claim whose context is complete: decide it (or skip it: no J7507 line), then `decided()`.
+
+    A named tuple: one is made per claim, and a frozen dataclass's `__init__` cost 1.5 µs."""
 
     partition: int
     record: InputRecord
