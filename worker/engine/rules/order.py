@@ -172,12 +172,11 @@ def early_refill(facts: LineFacts) -> Hit | None:
     """
     early: list[tuple[int, PriorLine]] = []
     dos, window = facts.dos, facts.settings.refill_window_days
-    for prior in facts.claim_facts.prior_lines:
-        line = prior.line
-        supply = line.days_supply
-        if supply is None or line.date_of_service >= dos:
+    for prior in facts.claim_facts.prior_lines:  # the fields directly: this loop runs for every line
+        supply, day = prior.days_supply, prior.date_of_service
+        if supply is None or day >= dos:
             continue
-        remaining = (line.date_of_service - dos).days + supply
+        remaining = (day - dos).days + supply
         if remaining > window:
             early.append((remaining, prior))
     if not early:
