@@ -21,8 +21,8 @@ class Malformed(ValueError):
 
 
 def read_long(buf: bytes, pos: int) -> tuple[int, int]:
-    """A zigzag varint at `pos`: its value and the position after it (the compiled readers of
-    worker/codec/avro_fields.py read varints inline the same way)."""
+    """A zigzag varint at `pos`: its value and the position after it (also the compiled readers'
+    way past a varint of more than one byte, worker/codec/avro_fields.py)."""
     byte = buf[pos]
     pos += 1
     if byte < 0x80:
