@@ -53,7 +53,7 @@ def compile_writer(schema: Any, named: dict[str, Any]) -> Writer | None:
     code = _Code()
     if not _emit(code, schema, "value", 2, named):
         return None
-    body = "\n".join(
+    main = "\n".join(
         [
             "def write(out, value):",
             "    try:",
@@ -64,35 +64,42 @@ def compile_writer(schema: Any, named: dict[str, Any]) -> Writer | None:
         ]
     )
     namespace: dict[str, Any] = dict(code.consts)
-    exec(
-        compile(body, f"<avro writer of {schema.get('name') if isinstance(schema, dict) else schema}>", "exec"),
-        namespace,
-    )
+    name = schema.get("name") if isinstance(schema, dict) else schema
+    # A function per record, each compiled on its own: CPython's compiler keeps memory it took for
+    # a long function (the decision's writer as one function cost 640 KiB of resident memory).
+    for function in [*code.functions, main]:
+        exec(compile(function + "\n", f"<avro writer of {name}>", "exec"), namespace)
     writer: Writer = namespace["write"]
     return writer
 
 
 class _Code:
-    """The generated function's body, line by line, and the constants it names."""
+    """One generated function's body, line by line; records get functions of their own, which share
+    the writer's constants and names."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: _Code | None = None) -> None:
         self.lines: list[str] = []
-        self.consts: dict[str, Any] = {
-            "Unfit": Unfit,
-            "_SMALL": _SMALL,
-            "_varint": _varint_bytes,
-            "_double": _pack_double,
-            "_date": date,
-            "_datetime": datetime,
-        }
-        self._names = 0
+        self.consts: dict[str, Any] = (
+            parent.consts
+            if parent is not None
+            else {
+                "Unfit": Unfit,
+                "_SMALL": _SMALL,
+                "_varint": _varint_bytes,
+                "_double": _pack_double,
+                "_date": date,
+                "_datetime": datetime,
+            }
+        )
+        self.functions: list[str] = parent.functions if parent is not None else []
+        self._names: list[int] = parent._names if parent is not None else [0]
 
     def add(self, line: str, depth: int) -> None:
         self.lines.append("    " * depth + line)
 
     def fresh(self, prefix: str) -> str:
-        self._names += 1
-        return f"{prefix}{self._names}"
+        self._names[0] += 1
+        return f"{prefix}{self._names[0]}"
 
     def const(self, value: Any) -> str:
         name = f"_k{len(self.consts)}"
@@ -131,12 +138,16 @@ def _emit(code: _Code, schema: Any, value: str, depth: int, named: dict[str, Any
     if logical is not None:
         return _logical(code, schema, kind, logical, value, depth)
     if kind == "record":
-        code.unfit_if(f"type({value}) is not dict", depth)
+        body = _Code(code)
+        body.unfit_if("type(value) is not dict", 1)
         for field in schema["fields"]:
-            name = code.fresh("f")
-            code.add(f"{name} = {value}[{field['name']!r}]", depth)
-            if not _emit(code, field["type"], name, depth, named):
+            name = body.fresh("f")
+            body.add(f"{name} = value[{field['name']!r}]", 1)
+            if not _emit(body, field["type"], name, 1, named):
                 return False
+        function = code.fresh("_record")
+        code.functions.append("\n".join([f"def {function}(out, value):", *body.lines]))
+        code.add(f"{function}(out, {value})", depth)
         return True
     if kind in ("array", "map"):
         code.unfit_if(
