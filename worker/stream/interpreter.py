@@ -16,24 +16,22 @@ from contextlib import contextmanager
 # (measured: about 15% of the loop's throughput); 50 ms stays far below every Kafka timeout
 # (heartbeats are sent every second or more).
 GIL_SWITCH_INTERVAL_S = 0.05
-# A claim allocates a few hundred container objects that die young by reference counting; cycles are
-# rare. CPython's default first-generation threshold (700) ran the collector every few claims, and
-# its full collections walked the context store: 3.8% of the worker's CPU in bench/throughput.py.
-# At 10,000 a young collection runs every few dozen claims; cyclic garbage waits at most that long.
-GC_THRESHOLDS = (10_000, 10, 10)
+# The collector's full collections walked everything the process had loaded (modules, reference
+# data, rule packs) as well as the context: with those frozen out of its walks (`gc.freeze`), the
+# collections cost 2.5% of the worker's CPU in bench/throughput.py instead of 3.8%. The thresholds
+# stay CPython's: at 10,000 young objects instead of 700 they cost 0.5%, but the cyclic garbage left
+# waiting cost 0.8 KiB of resident memory per patient in bench/context_memory.py (over its bound).
 
 
 @contextmanager
 def loop_settings() -> Iterator[None]:
-    """Run the block with the loop's switch interval and collector thresholds, everything allocated
-    before it (modules, reference data, rule packs) frozen out of the collector's walks."""
-    switch_interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
+    """Run the block with the loop's switch interval, everything allocated before it frozen out of
+    the collector's walks."""
+    switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    gc.set_threshold(*GC_THRESHOLDS)
     gc.freeze()
     try:
         yield
     finally:
         gc.unfreeze()
-        gc.set_threshold(*thresholds)
         sys.setswitchinterval(switch_interval)
