@@ -1,4 +1,4 @@
-"""Compiled readers: the Avro binary of a record straight to its values, in one generated function.
+"""Compiled readers: the Avro binary of a record straight to its values, in generated straight-line code.
 
 The checked read (`AvroCodec.decode`, then pydantic) runs fastavro, then a scan of the payload's
 indexes and booleans, then a walk of the values, and builds a datetime per timestamp on the way: for

@@ -3,10 +3,10 @@
 fastavro's writer picks every union branch by validating the value against each branch, and the
 codec's checking walk (`worker.avro`) runs before it: for a decision with findings that is about
 11 µs per finding, more than deciding the claim. The worker builds its decisions itself, so their
-types are right by construction; this writer is generated once per schema as one straight-line
-function (as the compiled readers are, worker/codec/avro_fields.py) that appends the Avro binary
-encoding to a bytearray, checking exact Python types as it goes. A closure per schema node, as it
-was first, cost a Python call per field: 32-37 µs a decision of the synthetic stream.
+types are right by construction; this writer is generated once per schema as straight-line code
+(a function per record, as the compiled readers are, worker/codec/avro_fields.py) that appends the
+Avro binary encoding to a bytearray, checking exact Python types as it goes. A closure per schema
+node, as it was first, cost a Python call per field: 20 µs a decision of the synthetic stream, 9 now.
 
 It never reports errors: any value it does not expect (a wrong type, a missing field, a number out
 of range, an unknown enum symbol) raises `Unfit`, and the codec then encodes the record the checked
