@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from worker.codec.avro_scan import read_long
+from worker.codec.codegen import FunctionSource, define
 
 FieldReader = Callable[[bytes], tuple[Any, ...] | None]
 RecordReader = Callable[[bytes], dict[str, Any] | None]
@@ -41,20 +42,13 @@ _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # fastavro's timestamps are this plus a timedelta
 
 
-class _Source:
-    """One generated function's body, line by line; nested records get functions of their own
-    (`nested_function`), which share the reader's constants and names."""
+class _Source(FunctionSource):
+    """A reader function's body; nested records get functions of their own (`FunctionSource`)."""
 
-    def __init__(self, *, datetimes: bool = False, nested: bool = False, parent: _Source | None = None) -> None:
-        self.lines: list[str] = []
-        # Timestamps as UTC datetimes (else epoch milliseconds); records and arrays may appear (else
-        # only a flat record compiles).
-        self.datetimes: bool = parent.datetimes if parent is not None else datetimes
-        self.nested: bool = parent.nested if parent is not None else nested
-        self.consts: dict[str, Any] = (
-            parent.consts
-            if parent is not None
-            else {
+    def __init__(self, *, datetimes: bool = False, nested: bool = False) -> None:
+        super().__init__(
+            {
+                "struct": struct,
                 "_read_long": read_long,  # a varint of more than one byte, where not read inline
                 "_date": date.fromordinal,
                 "_double": struct.Struct("<d").unpack_from,
@@ -62,22 +56,8 @@ class _Source:
                 "_timedelta": timedelta,
             }
         )
-        # The nested records' functions, as source text, and the count of names given out.
-        self.functions: list[str] = parent.functions if parent is not None else []
-        self._names: list[int] = parent._names if parent is not None else [0]
-
-    def fresh(self, prefix: str) -> str:
-        """A name not used before in this reader (nested arrays each need their own)."""
-        self._names[0] += 1
-        return f"{prefix}{self._names[0]}"
-
-    def const(self, value: Any) -> str:
-        name = f"_k{len(self.consts)}"
-        self.consts[name] = value
-        return name
-
-    def add(self, line: str, depth: int = 1) -> None:
-        self.lines.append("    " * depth + line)
+        self.datetimes = datetimes  # timestamps as UTC datetimes (else epoch milliseconds)
+        self.nested_records = nested  # records and arrays may appear (else only a flat record compiles)
 
     def hand_back_if(self, condition: str, depth: int) -> None:
         """Return None (take the checked read) when `condition` holds."""
@@ -128,11 +108,9 @@ def _emit(source: _Source, schema: Any, target: str, depth: int, named: dict[str
         source.add("return None", depth + 1)
         return True
     kind = schema.get("type") if isinstance(schema, dict) else None
-    if kind == "record" and source.nested:
-        # A function per record: CPython's compiler holds on to memory for a long function (a
-        # claim's reader as one function of 1,400 lines cost 3 MiB of resident memory to compile;
-        # as a function per record, almost nothing), and a call per record costs little.
-        body, values = _Source(parent=source), []
+    if kind == "record" and source.nested_records:
+        # A function per record (worker/codec/codegen.py says why); a call per record costs little.
+        body, values = source.nested(), []
         for field in schema["fields"]:
             value = body.fresh("v")
             if not _emit(body, field["type"], value, 2, named):
@@ -146,7 +124,7 @@ def _emit(source: _Source, schema: Any, target: str, depth: int, named: dict[str
         source.hand_back_if(f"{read} is None", depth)
         source.add(f"{target}, p = {read}", depth)
         return True
-    if kind == "array" and source.nested:
+    if kind == "array" and source.nested_records:
         items, count, item = source.fresh("a"), source.fresh("c"), source.fresh("x")
         source.add(f"{items} = []", depth)
         source.long(count, depth)
@@ -274,7 +252,4 @@ def _function(name: str, parameters: str, lines: list[str], on_error: str) -> st
 
 def _define(source: _Source, filename: str) -> Any:
     main = _function("read", "buf", ["    " + line for line in source.lines], "return None")
-    namespace: dict[str, Any] = {"struct": struct, **source.consts}
-    for function in [*source.functions, main]:  # one at a time: the compiler's memory is per call
-        exec(compile(function + "\n", filename, "exec"), namespace)
-    return namespace["read"]
+    return define(source, main, "read", filename)

@@ -23,6 +23,8 @@ from typing import Any
 
 import fastavro.write
 
+from worker.codec.codegen import FunctionSource, define
+
 Writer = Callable[[bytearray, Any], None]
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
@@ -63,26 +65,17 @@ def compile_writer(schema: Any, named: dict[str, Any]) -> Writer | None:
             "        raise Unfit from None",
         ]
     )
-    namespace: dict[str, Any] = dict(code.consts)
     name = schema.get("name") if isinstance(schema, dict) else schema
-    # A function per record, each compiled on its own: CPython's compiler keeps memory it took for
-    # a long function (the decision's writer as one function cost 640 KiB of resident memory).
-    for function in [*code.functions, main]:
-        exec(compile(function + "\n", f"<avro writer of {name}>", "exec"), namespace)
-    writer: Writer = namespace["write"]
+    writer: Writer = define(code, main, "write", f"<avro writer of {name}>")
     return writer
 
 
-class _Code:
-    """One generated function's body, line by line; records get functions of their own, which share
-    the writer's constants and names."""
+class _Code(FunctionSource):
+    """A writer function's body; records get functions of their own (`FunctionSource`)."""
 
-    def __init__(self, parent: _Code | None = None) -> None:
-        self.lines: list[str] = []
-        self.consts: dict[str, Any] = (
-            parent.consts
-            if parent is not None
-            else {
+    def __init__(self) -> None:
+        super().__init__(
+            {
                 "Unfit": Unfit,
                 "_SMALL": _SMALL,
                 "_varint": _varint_bytes,
@@ -91,20 +84,6 @@ class _Code:
                 "_datetime": datetime,
             }
         )
-        self.functions: list[str] = parent.functions if parent is not None else []
-        self._names: list[int] = parent._names if parent is not None else [0]
-
-    def add(self, line: str, depth: int) -> None:
-        self.lines.append("    " * depth + line)
-
-    def fresh(self, prefix: str) -> str:
-        self._names[0] += 1
-        return f"{prefix}{self._names[0]}"
-
-    def const(self, value: Any) -> str:
-        name = f"_k{len(self.consts)}"
-        self.consts[name] = value
-        return name
 
     def unfit_if(self, condition: str, depth: int) -> None:
         self.add(f"if {condition}:", depth)
@@ -138,7 +117,7 @@ def _emit(code: _Code, schema: Any, value: str, depth: int, named: dict[str, Any
     if logical is not None:
         return _logical(code, schema, kind, logical, value, depth)
     if kind == "record":
-        body = _Code(code)
+        body = code.nested()
         body.unfit_if("type(value) is not dict", 1)
         for field in schema["fields"]:
             name = body.fresh("f")
