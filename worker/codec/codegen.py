@@ -4,7 +4,7 @@ and defining the functions one compile at a time.
 CPython's compiler keeps the memory it took for a long function: the claim reader generated as one
 function of 1,400 lines cost 3 MiB of resident memory, the decision writer 640 KiB. So each record
 of a schema gets a function of its own (`nested`), and each function is compiled on its own
-(`define`): 4 and 88 KiB.
+(`define`): under 160 and 90 KiB.
 """
 
 from __future__ import annotations
