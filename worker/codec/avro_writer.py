@@ -142,9 +142,12 @@ def _emit(code: _Code, schema: Any, value: str, depth: int, named: dict[str, Any
             key = code.fresh("k")
             code.add(f"for {key}, {element} in {value}.items():", depth + 1)
             _primitive(code, "string", key, depth + 2)
-            return _finish_block(code, _emit(code, schema["values"], element, depth + 2, named), depth)
-        code.add(f"for {element} in {value}:", depth + 1)
-        return _finish_block(code, _emit(code, schema["items"], element, depth + 2, named), depth)
+            emitted = _emit(code, schema["values"], element, depth + 2, named)
+        else:
+            code.add(f"for {element} in {value}:", depth + 1)
+            emitted = _emit(code, schema["items"], element, depth + 2, named)
+        code.add("out.append(0)", depth)  # the end of the (single) block
+        return emitted
     if kind == "enum":
         encoded = code.fresh("n")
         index = code.const({symbol: _SMALL[position] for position, symbol in enumerate(schema["symbols"])})
@@ -153,11 +156,6 @@ def _emit(code: _Code, schema: Any, value: str, depth: int, named: dict[str, Any
         code.add(f"out += {encoded}", depth)
         return True
     return isinstance(kind, str) and _primitive(code, kind, value, depth)
-
-
-def _finish_block(code: _Code, emitted: bool, depth: int) -> bool:
-    code.add("out.append(0)", depth)  # the end of the (single) block
-    return emitted
 
 
 def _logical(code: _Code, schema: dict[str, Any], kind: str, logical: str, value: str, depth: int) -> bool:
