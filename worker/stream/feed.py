@@ -241,7 +241,9 @@ class ContextFeed:
             claim = Claim.model_validate(fields)
         except ValidationError:
             return None
-        return claim if key.decode("utf-8", "replace") == claim.patient_id else None
+        # Exactly the patient's bytes, as on the context fast path; anything else: the checked read
+        # applies the contract's key rule (intake.read_event) and names the problem.
+        return claim if key == claim.patient_id.encode() else None
 
     def add_unreadable_claim(self, partition: int, record: UnreadableRecord, rejected: Rejected, epoch: int) -> None:
         """A claims record the client could not parse, queued in its place to be dead-lettered."""
