@@ -3,8 +3,8 @@
 - decision ids computed from the digest are `uuid.uuid5` ids;
 - rules that a pack setting turns off (`applies`) would not have fired for that pack: deciding with
   every rule and with the pack's rule set gives the same decisions;
-- cached decimals keep the sign of zero; cached products and comparisons give what a fresh
-  computation gives, on the first call and on a repeat; epoch milliseconds floor as the division does;
+- cached decimals keep the sign of zero; cached products, comparisons and billed units give what a
+  fresh computation gives, on the first call and on a repeat; epoch milliseconds floor as the division does;
 - the compiled Avro writer writes the bytes fastavro writes, and leaves errors to the checked way.
 """
 
@@ -26,11 +26,12 @@ from worker.devkit.synthetic import generate
 from worker.engine.context import PatientContext
 from worker.engine.evaluate import DECISION_NAMESPACE, Evaluator, decision_id
 from worker.engine.events import Bundle, Source
-from worker.engine.exact import dec, text, whole_units
+from worker.engine.exact import EXACT, dec, text, whole_units
 from worker.engine.records import time_ms
 from worker.engine.reference import load_reference
 from worker.engine.rules import RULES
-from worker.engine.rules.facts import _expected_units
+from worker.engine.rules.coding import _ndc_units
+from worker.engine.rules.facts import _billed_units, _expected_units
 from worker.engine.rules.labs import _rises
 from worker.engine.rules.order import _dose_above_limit
 from worker.engine.rules.packs import Pack, load_packs
@@ -109,6 +110,24 @@ def test_cached_limits_compare_as_fresh_decimals(first: float, doses: int, secon
         assert _rises(first, second) is rises
         if second > 0:  # the rule compares only a positive dosing weight
             assert (_dose_above_limit(first, doses, second, limit) is not None) is above
+
+
+@given(_NUMBERS | st.sampled_from([float("nan"), float("inf"), 29.9999995, 30.000001, 1e-7]))
+def test_cached_billed_units_are_the_fresh_ones(units: float) -> None:
+    exact = whole_units(units)
+    whole = exact is not None and exact > 0 and exact == exact.to_integral_value()
+    for _ in range(2):
+        counted, is_whole = _billed_units(units)
+        assert (str(counted), is_whole) == (str(exact), whole)
+
+
+@given(_NUMBERS, st.sampled_from([None, "UN", "ME", "GR"]), _NUMBERS)
+def test_cached_ndc_units_are_the_fresh_product(quantity: float, unit: str | None, strength: float) -> None:
+    by_strength = unit in (None, "UN")
+    factor = Decimal(repr(strength)) if by_strength else Decimal(1000) if unit == "GR" else Decimal(1)
+    fresh = EXACT.multiply(Decimal(repr(quantity)), factor)  # exact: no default 28-digit rounding
+    for _ in range(2):
+        assert str(_ndc_units(quantity, unit, strength if by_strength else None)) == str(fresh)
 
 
 @given(st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))])))

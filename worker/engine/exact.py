@@ -76,6 +76,11 @@ def whole_units(units: float) -> Decimal | None:
     return result
 
 
+def positive_whole(units: Decimal | None) -> bool:
+    """`units` (as `whole_units` gives them) are a positive whole number: what `units-not-whole` asks."""
+    return units is not None and units > 0 and units == units.to_integral_value()
+
+
 def sum_units(values: Iterable[float]) -> Decimal:
     """Exact decimal sum of units, each as the whole number within 1e-6 of it; a non-finite value
     (never in validated events) counts as nothing."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 
 from worker.engine.events import J7507
 from worker.engine.exact import EXACT, dec, finite, text
@@ -140,8 +141,7 @@ def units_not_whole(facts: LineFacts) -> Hit | None:
     Exact: units within 1e-6 of a whole number (as the decimal written) count as that whole number,
     so 30.0000001 is 30 and 0.0000001 is 0 (not positive); anything else fractional fires.
     """
-    units = facts.units
-    if units is not None and units > 0 and units == units.to_integral_value():
+    if facts.units_whole:  # `positive_whole(facts.units)`, computed once per billed value
         return None
     written = facts.line.units
     return Hit(
@@ -149,6 +149,27 @@ def units_not_whole(facts: LineFacts) -> Hit | None:
         evidence={"units": written},
         fix="Bill whole milligrams: units = total mg dispensed (e.g. 60 × 0.5 mg = 30 units).",
     )
+
+
+def _ndc_units(ndc_quantity: float, unit: str | None, strength_mg: float | None) -> Decimal:
+    """The units an NDC quantity implies, exactly: × the strength for UN or no unit (`strength_mg`
+    given), as is for ME (milligrams), × 1000 for GR.
+
+    A patient's fills repeat their quantity and product, so the product is kept per set; not with
+    a zero factor, as `dec` keeps the sign of zero (0.0 and -0.0 are one key)."""
+    if ndc_quantity and strength_mg != 0:
+        return _kept_ndc_units(ndc_quantity, unit, strength_mg)
+    return _exact_ndc_units(ndc_quantity, unit, strength_mg)
+
+
+def _exact_ndc_units(ndc_quantity: float, unit: str | None, strength_mg: float | None) -> Decimal:
+    quantity = dec(ndc_quantity)
+    if strength_mg is not None:
+        return EXACT.multiply(quantity, dec(strength_mg))
+    return EXACT.multiply(quantity, _GRAMS) if unit == "GR" else quantity
+
+
+_kept_ndc_units = lru_cache(maxsize=4096)(_exact_ndc_units)
 
 
 @rule(
@@ -169,22 +190,22 @@ def units_mismatch_ndc(facts: LineFacts) -> Hit | None:
     """
     line = facts.line
     units = facts.units
-    if line.ndc_quantity is None or units is None or not finite(line.ndc_quantity):
+    ndc_quantity = line.ndc_quantity
+    if ndc_quantity is None or units is None or not finite(ndc_quantity):
         return None
-    quantity = dec(line.ndc_quantity)
     unit = line.ndc_unit
     if unit in (None, "UN"):
         if facts.product is None or facts.product.hcpcs != J7507:
             return None
-        expected = EXACT.multiply(quantity, dec(facts.product.strength_mg))
-    elif unit == "ME":
-        expected = quantity
-    elif unit == "GR":
-        expected = EXACT.multiply(quantity, _GRAMS)
+        strength = facts.product.strength_mg
+    elif unit == "ME" or unit == "GR":
+        strength = None
     else:
         return None
+    expected = _ndc_units(ndc_quantity, unit, strength)
     if units == expected:
         return None
+    quantity = dec(ndc_quantity)
     # Words only for a finding: formatting numbers costs more than the check itself.
     if unit in (None, "UN"):
         assert facts.product is not None

@@ -15,7 +15,7 @@ from worker.engine.records import LabFacts, PriorLine, RxFacts
 
 __all__ = ["ClaimFacts", "LineFacts", "PriorLine", "effective_date", "is_tacrolimus_ir_oral"]
 from worker.engine.events import Claim, ClaimLine
-from worker.engine.exact import EXACT, dec, finite, sum_units, whole_units
+from worker.engine.exact import EXACT, dec, finite, positive_whole, sum_units, whole_units
 from worker.engine.reference import ReferenceData, normalize_drug, normalize_ndc
 from worker.engine.rules.packs import PackSettings, normalize_diagnosis
 from worker.engine.rules.registry import EVIDENCE_LIST_CAP
@@ -150,6 +150,7 @@ class LineFacts:
         "reference",
         "settings",
         "units",
+        "units_whole",
         "window_start",
     )
 
@@ -163,9 +164,11 @@ class LineFacts:
 
         # --- the product billed ---
         # The line's NDC, dashes removed; None when absent or blank.
-        self.ndc: str | None = normalize_ndc(line.ndc) if line.ndc and line.ndc.strip() else None
+        # (Each field of the line is read once: a pydantic model's attributes are slower than slots.)
+        written_ndc = line.ndc
+        ndc = self.ndc = normalize_ndc(written_ndc) if written_ndc and written_ndc.strip() else None
         # The crosswalk row of the line's NDC (already normalized: `reference.product` would again).
-        product = self.product = reference.crosswalk.get(self.ndc) if self.ndc else None
+        product = self.product = reference.crosswalk.get(ndc) if ndc else None
         self.ndc_strength: float | None = product.strength_mg if product else None
         self.modifiers: tuple[str, ...] = _modifiers(line.modifiers)
 
@@ -177,28 +180,32 @@ class LineFacts:
             if rx.status in _ACTIVE_STATUSES and rx.start_date <= dos and (rx.end_date is None or rx.end_date >= dos)
         ]
         # The prescription the line names, whatever its status (None when unknown or not named).
+        prescription_id = line.prescription_id
         self.named_prescription: RxFacts | None = (
-            claim_facts.context.prescription(line.prescription_id) if line.prescription_id else None
+            claim_facts.context.prescription(prescription_id) if prescription_id else None
         )
-        self.matched_prescription: RxFacts | None = self._matched()
-        rx = self.matched_prescription
+        rx = self.matched_prescription = self.named_prescription if prescription_id else self._unnamed_match()
         # The line's days supply, else the matched prescription's.
-        self.days_supply: int | None = (
-            line.days_supply if line.days_supply is not None else (rx.days_supply if rx else None)
-        )
+        days_supply = line.days_supply
+        if days_supply is None and rx is not None:
+            days_supply = rx.days_supply
+        self.days_supply: int | None = days_supply
         # The line's units as the exact decimal written, counted as the whole number within 1e-6 of
-        # it (rules.md); None when not finite (validated events never are).
-        self.units: Decimal | None = whole_units(line.units)
+        # it (rules.md); None when not finite (validated events never are). `units_whole`: those
+        # units are a positive whole number (what `units-not-whole` asks).
+        self.units: Decimal | None
+        self.units_whole: bool
+        self.units, self.units_whole = _billed_units(line.units)
         # Matched dose_mg × doses_per_day × days supply (1 unit = 1 mg), exact in decimal; None when
         # any is missing.
         # expected × (1 − quantity_tolerance) and expected × (1 + quantity_tolerance), exact in decimal
         # (1.2 mg × 3 × 50 days ± 10% is exactly 162 and 198); None without expected.
         self.expected_units: Decimal | None = None
         self.quantity_bounds: tuple[Decimal, Decimal] | None = None
-        if rx is not None and finite(rx.dose_mg) and rx.doses_per_day is not None and self.days_supply is not None:
+        if rx is not None and finite(rx.dose_mg) and rx.doses_per_day is not None and days_supply is not None:
             assert rx.dose_mg is not None  # finite() checked it
             self.expected_units, self.quantity_bounds = _expected_units(
-                rx.dose_mg, rx.doses_per_day, self.days_supply, settings.quantity_tolerance
+                rx.dose_mg, rx.doses_per_day, days_supply, settings.quantity_tolerance
             )
 
         # --- labs ---
@@ -212,12 +219,10 @@ class LineFacts:
         wanted = _ingredient_keys(names)
         return [rx for rx in active if rx.ingredient_key in wanted]
 
-    def _matched(self) -> RxFacts | None:
-        """rules.md "matched prescription": the named one (no fallback if unknown), else the
-        tacrolimus IMMEDIATE_RELEASE ORAL prescription active on DOS with the latest start_date
-        (of equal start dates, the one recorded last)."""
-        if self.line.prescription_id:
-            return self.named_prescription
+    def _unnamed_match(self) -> RxFacts | None:
+        """rules.md "matched prescription": the named one (no fallback if unknown; `__init__` takes
+        it), else the tacrolimus IMMEDIATE_RELEASE ORAL prescription active on DOS with the latest
+        start_date (of equal start dates, the one recorded last)."""
         candidates = [rx for rx in self.active_prescriptions if is_tacrolimus_ir_oral(rx)]
         if len(candidates) < 2:
             return candidates[0] if candidates else None
@@ -304,6 +309,25 @@ def _diagnosis_codes(codes: tuple[str, ...]) -> tuple[str, ...]:
 @lru_cache(maxsize=1024)
 def _modifiers(modifiers: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(modifier.strip().upper() for modifier in modifiers if modifier.strip())
+
+
+# A line's units as counted and whether they are whole, per distinct billed value (a few hundred
+# recur); zeros are not kept (see `dec`), and neither is anything not finite.
+_BILLED: dict[float, tuple[Decimal | None, bool]] = {}
+_BILLED_MAX = 16_384
+
+
+def _billed_units(units: float) -> tuple[Decimal | None, bool]:
+    cached = _BILLED.get(units)
+    if cached is not None:
+        return cached
+    exact = whole_units(units)
+    result = (exact, positive_whole(exact))
+    if units and exact is not None:
+        if len(_BILLED) >= _BILLED_MAX:
+            _BILLED.clear()
+        _BILLED[units] = result
+    return result
 
 
 @lru_cache(maxsize=64)
