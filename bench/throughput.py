@@ -3,10 +3,12 @@
 On the embedded broker (or KAFKA_BOOTSTRAP_SERVERS), produce one synthetic EHR stream (claims,
 prescriptions and labs), then:
 1. claims-only: the worker's own kafka-python clients and settings (`worker.kafka_clients`), a group
-   consumer of the claims topic only: decode each claim, re-encode and produce it, flush and commit
-   per batch. The floor cost of moving a claim through Kafka with Avro; issue 10's baseline;
-2. passthrough: a group consumer reads the three input topics, decodes every record, re-encodes and
-   produces each claim, flushes, commits: the ceiling for any Avro consumer of all three topics;
+   consumer of the claims topic only: decode each claim and re-encode it with fastavro, produce it,
+   flush and commit per batch. The floor cost of moving a claim through Kafka with Avro; issue 10's
+   baseline;
+2. passthrough: a group consumer reads the three input topics, decodes every record with fastavro,
+   re-encodes and produces each claim, flushes, commits: the ceiling for any Avro consumer of all
+   three topics;
 3. worker: the real StreamWorker (context rebuild and the time-ordered merge of the two context
    topics, rules, decisions, commits) on the same topics.
 Each is timed from its first consumed records (after the group join) to its last acknowledged output,
@@ -20,16 +22,19 @@ worker's ratio to each, in both measures.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 import time
 from dataclasses import replace
 
+import fastavro
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata
 
 from worker.app import build_app
-from worker.codec.wire import PlainAvro
+from worker.codec.avro import load_schema
+from worker.codec.wire import SCHEMA_NAMES, PlainAvro
 from worker.config import Settings, Topics
 from worker.devkit.embedded import EmbeddedBroker, create_topics
 from worker.devkit.synthetic import generate
@@ -58,10 +63,28 @@ def produce_stream(bootstrap: str, topics: Topics, patients: int) -> int:
     return claims
 
 
+class Fastavro:
+    """The baselines' codec, as issue 10 defines the claims-only loop: fastavro's schemaless reader
+    and writer on the project's schemas, and nothing of the project's own codec. The worker's
+    compiled readers and writer are what is being measured; in the baselines they would move the
+    yardstick with every change to them."""
+
+    def __init__(self) -> None:
+        self._schemas = {name: load_schema(name) for name in SCHEMA_NAMES}
+
+    def decode(self, schema_name: str, payload: bytes) -> object:
+        return fastavro.schemaless_reader(io.BytesIO(payload), self._schemas[schema_name], None)
+
+    def encode(self, schema_name: str, record: object) -> bytes:
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, self._schemas[schema_name], record)
+        return out.getvalue()
+
+
 def passthrough(bootstrap: str, topics: Topics, claims: int, out_topic: str) -> float:
     """The same inputs as the worker, no rules: consume all three input topics, decode every record,
     re-encode and produce each claim, flush, commit per batch. Returns claims/s."""
-    wire = PlainAvro()
+    wire = Fastavro()
     schema_of = {
         topics.claims: "ClaimSubmitted",
         topics.prescriptions: "PrescriptionRecorded",
@@ -87,7 +110,7 @@ def passthrough(bootstrap: str, topics: Topics, claims: int, out_topic: str) -> 
             for record in records:
                 decoded = wire.decode(schema, record.value)
                 if tp.topic == topics.claims:
-                    producer.send(out_topic, key=record.key, value=wire.encode(schema, decoded, out_topic))
+                    producer.send(out_topic, key=record.key, value=wire.encode(schema, decoded))
                     done += 1
             offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
         if offsets:
@@ -115,7 +138,7 @@ def claims_only(bootstrap: str, topics: Topics, claims: int, out_topic: str) -> 
     """The worker's clients and settings, claims topic only: poll a batch, decode, re-encode and
     produce each claim, flush, commit. Returns claims/s."""
     settings = bench_settings(bootstrap, topics, "bench-claims-only")
-    wire = PlainAvro()
+    wire = Fastavro()
     consumer = kafka_clients.group_consumer(settings)
     producer = kafka_clients.producer(settings)
     consumer.subscribe([topics.claims])
@@ -128,7 +151,7 @@ def claims_only(bootstrap: str, topics: Topics, claims: int, out_topic: str) -> 
             for tp, records in batch.items():
                 for record in records:
                     decoded = wire.decode("ClaimSubmitted", record.value)
-                    producer.send(out_topic, key=record.key, value=wire.encode("ClaimSubmitted", decoded, out_topic))
+                    producer.send(out_topic, key=record.key, value=wire.encode("ClaimSubmitted", decoded))
                     done += 1
                 offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
             if offsets:
