@@ -87,3 +87,31 @@ def test_a_row_keeps_the_sign_of_zero_and_absent_times() -> None:
     table.add(version)
     (back,) = table.visible(None)
     assert back == version and str(back.strength_mg) == "-0.0"
+
+
+@settings(max_examples=200)
+@given(st.lists(_versions(), max_size=20), st.sampled_from(["ACTIVE", "STOPPED", "COMPLETED"]))
+def test_prune_asks_may_expire_first_and_only_from_the_columns(versions: list[RxFacts], spared: str) -> None:
+    """A row `may_expire` answers False for stays and `expired` is not asked about it; the others are
+    pruned as without it. Its arguments are the row's own status and end date."""
+    table, plain = RxTable(), RxTable()
+    for arrival, version in enumerate(versions):
+        table.add(version._replace(seq=arrival))
+        plain.add(version._replace(seq=arrival))
+    rows = {rx.prescription_id: rx for rx in table.visible(None) if rx.prescription_id not in table.versions}
+    asked_first: list[tuple[str, date | None]] = []
+    asked_then: list[RxFacts] = []
+
+    def may_expire(status: str, end_date: date | None) -> bool:
+        asked_first.append((status, end_date))
+        return status != spared
+
+    def expired(rx: RxFacts) -> bool:
+        asked_then.append(rx)
+        return True
+
+    dropped = table.prune(None, expired, may_expire)
+    assert sorted(asked_first, key=repr) == sorted(((rx.status, rx.end_date) for rx in rows.values()), key=repr)
+    assert all(rx.status != spared for rx in asked_then)
+    assert dropped == plain.prune(None, lambda rx: rx.status != spared)
+    assert dict(table.entries()) == dict(plain.entries())

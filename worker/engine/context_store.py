@@ -98,8 +98,9 @@ class ContextStore:
             if filed is not None and (record.filed_on is None or filed > record.filed_on):
                 record.filed_on = filed
         if self.horizon is not None:
-            dropped = record.prune(self.horizon, record.decided_ms, self.lab_groups or {})
-            self.sizes.subtract(dropped)
+            sizes = self.sizes
+            for kind, count in record.prune(self.horizon, record.decided_ms, self.lab_groups or {}).items():
+                sizes[kind] -= count
 
     # --- reads ------------------------------------------------------------------------------------
 

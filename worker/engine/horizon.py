@@ -6,7 +6,6 @@ The record holds every version the stream has read for a patient and builds the 
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -137,7 +136,7 @@ class PatientRecord:
 
     # --- the horizon ---
 
-    def prune(self, horizon: Horizon, settled: int | None, group_of: Mapping[str, str]) -> Counter[str]:
+    def prune(self, horizon: Horizon, settled: int | None, group_of: Mapping[str, str]) -> dict[str, int]:
         """Drop what no claim within its filing limit, filed on or after `self.filed_on`, can need.
 
         `group_of` maps LOINC codes to rule groups. `settled`: the newest decided claim's record time;
@@ -154,29 +153,32 @@ class PatientRecord:
           `early-refill`); the others go into running totals (`ExpiredClaims`);
         - every version not yet settled, so context read ahead of a claim stays invisible to it.
 
-        Returns how many entries of each kind were dropped.
+        Returns how many entries of each kind were dropped (a plain dict: a `Counter` per claim, and
+        subtracting it, cost more than some of the prunes).
         """
-        dropped: Counter[str] = Counter()
         if self.filed_on is None:
-            return dropped
+            return {}
         # A prune walks everything the patient holds: do it once a week of filing dates, not per claim
         # (keeping a few days more than needed changes no decision).
         if self.pruned_on is not None and self.filed_on - self.pruned_on < PRUNE_EVERY:
-            return dropped
+            return {}
         self.pruned_on = self.filed_on
         settled = None if settled is None else settled - _SLACK_MS
         try:
             earliest_service = self.filed_on - OUT_OF_ORDER_SLACK - timedelta(days=horizon.timely_filing_days)
             earliest_lab = earliest_service - timedelta(days=horizon.lab_lookback_days)
         except OverflowError:
-            return dropped
+            return {}
         # Midnight (UTC) of the earliest date of service, in epoch milliseconds: compared with each
         # prescription's recorded time as integers, without a datetime per prescription.
         service_ms = (earliest_service.toordinal() - _EPOCH_ORDINAL) * _DAY_MS
-        dropped["prescriptions"] += self.prescriptions.prune(
-            settled, lambda rx: _rx_expired(rx, earliest_service, service_ms)
+        dropped = {"prescriptions": 0, "labs": 0, "prior_claims": 0}
+        dropped["prescriptions"] = self.prescriptions.prune(
+            settled,
+            lambda rx: _rx_expired(rx, earliest_service, service_ms),
+            lambda status, end_date: not _can_be_active(status, end_date, earliest_service),
         )
-        dropped["labs"] += self.labs.prune(
+        dropped["labs"] = self.labs.prune(
             earliest_lab, settled, lambda loinc: group_of.get(loinc) == TACROLIMUS_LEVEL_GROUP
         )
         # A claim with a line on or after the earliest date of service is never expired (`_line_expired`).
@@ -189,14 +191,15 @@ class PatientRecord:
 def _rx_expired(rx: RxFacts, earliest_service: date, service_ms: int) -> bool:
     """Can no claim still within its filing limit reach `rx`? `service_ms`: midnight UTC of
     `earliest_service` in epoch milliseconds."""
-    if rx.end_date is not None and rx.end_date < earliest_service:
-        can_be_active = False
-    else:
-        can_be_active = rx.status in ("ACTIVE", "COMPLETED")
-    if can_be_active:
+    if _can_be_active(rx.status, rx.end_date, earliest_service):
         return False
     recorded = rx.event_ms if rx.event_ms is not None else rx.time
     return recorded is not None and recorded < service_ms
+
+
+def _can_be_active(status: str, end_date: date | None, earliest_service: date) -> bool:
+    """Can a prescription of this status and end date be active on `earliest_service` or later?"""
+    return status in ("ACTIVE", "COMPLETED") and (end_date is None or end_date >= earliest_service)
 
 
 def _claim_expired(claim: PriorClaim, earliest_service: date) -> bool:

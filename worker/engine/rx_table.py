@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterator
+from datetime import date
 from typing import Any
 
 from worker.engine.id_column import IdColumn
@@ -26,6 +27,8 @@ _WORDS = ("event_ms", "time", "seq")  # the last three fields: int or None, held
 _WORD_COUNT = len(_WORDS)
 _OBJECTS = len(RxFacts._fields) - 1 - _WORD_COUNT  # fields after the id held as references
 assert RxFacts._fields[-_WORD_COUNT:] == _WORDS
+# Where a row's status and end date are among its references (`prune` reads them from the columns).
+_STATUS, _END_DATE = RxFacts._fields.index("status") - 1, RxFacts._fields.index("end_date") - 1
 
 
 class RxTable(VersionedRows[RxFacts]):
@@ -78,12 +81,33 @@ class RxTable(VersionedRows[RxFacts]):
                 yield key, self._facts(row, key)
         yield from self.versions.items()
 
-    def prune(self, settled: int | None, expired: Callable[[RxFacts], bool]) -> int:
+    def prune(
+        self,
+        settled: int | None,
+        expired: Callable[[RxFacts], bool],
+        may_expire: Callable[[str, date | None], bool] | None = None,
+    ) -> int:
         """Fold what every later claim sees of each multi-version prescription (`Versions.settle`),
-        then drop the single-version ones `expired` says may go. Returns how many were dropped."""
+        then drop the single-version ones `expired` says may go. Returns how many were dropped.
+
+        `may_expire(status, end_date)`, when given, is asked first, from the columns: a row it
+        answers False for stays, without building its `RxFacts` (a prune runs on nearly every claim
+        of a patient with monthly fills, and most of what is held is still running)."""
         self._fold_settled(settled)
-        rows = self.ids.held()
-        dropped = [row for row, rx in zip(rows, self._rows(self.live, None), strict=True) if expired(rx)]
+        live = self.live
+        if may_expire is None:
+            rows = [row for row, held in enumerate(live) if held]
+        else:
+            statuses, end_dates = self.objects[_STATUS::_OBJECTS], self.objects[_END_DATE::_OBJECTS]
+            rows = [
+                row
+                for row, (held, status, end_date) in enumerate(zip(live, statuses, end_dates, strict=True))
+                if held and may_expire(status, end_date)
+            ]
+        if not rows:
+            return 0
+        keys = self.ids.texts()
+        dropped = [row for row in rows if expired(self._facts(row, keys[row]))]
         if dropped:
             self._drop(dropped)
             self._compact()
