@@ -13,6 +13,7 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from worker.config import Settings
 from worker.errors import ConfigError
+from worker.stream.partitioner import KeyHashPartitioner
 
 # The group consumer must stay in the group while a newly assigned partition's context is
 # restored, which can take minutes for a large population: allow 10 minutes between polls.
@@ -105,6 +106,7 @@ def producer(settings: Settings) -> KafkaProducer:
         # every new or full batch (16 KiB by default, about 20 decisions), and each wake-up is a
         # syscall and a GIL hand-over taken from the loop.
         "batch_size": PRODUCER_BATCH_BYTES,
+        "partitioner": KeyHashPartitioner(),  # the default's placement, murmur2 four bytes at a time
         **overrides,
     }
     return KafkaProducer(**config)
