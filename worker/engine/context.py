@@ -100,4 +100,8 @@ class PatientContext:
 
     def prior_lines(self, excluding_claim_id: str) -> list[PriorLine]:
         """J7507 lines of the patient's other claims (highest version of each)."""
-        return [prior for prior in self.lines if prior.claim_id != excluding_claim_id]
+        lines: list[PriorLine] = []
+        for prior in self.lines:  # a loop: a comprehension is a call of its own (rules/facts.py)
+            if prior.claim_id != excluding_claim_id:
+                lines.append(prior)
+        return lines

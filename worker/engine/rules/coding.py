@@ -313,9 +313,10 @@ def modifier_not_allowed(facts: LineFacts) -> Hit | None:
     Modifier 25 is the classic error: it is an E/M modifier with no place on a drug line.
     """
     allowed = facts.settings.allowed_modifiers
-    disallowed = [modifier for modifier in facts.modifiers if modifier not in allowed]
-    if not disallowed:
+    modifiers = facts.modifiers
+    if allowed.issuperset(modifiers):  # the usual answer, without a list
         return None
+    disallowed = [modifier for modifier in modifiers if modifier not in allowed]
     note = " (25 is an E/M modifier, not a drug-line modifier)" if "25" in disallowed else ""
     return Hit(
         message=f"Modifier(s) {', '.join(disallowed)} are not allowed on a J7507 line{note}.",

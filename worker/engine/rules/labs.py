@@ -120,9 +120,14 @@ def renal_function_declining(facts: LineFacts) -> Hit | None:
     rising = False
     if creatinine:
         newest = creatinine[-1].value
-        lowest = min([lab.value for lab in creatinine if lab.value is not None])
-        # min() on doubles picks the same lab as on their decimals; only the product needs decimals.
-        rising = newest is not None and _rises(newest, lowest)
+        # The lowest value: comparing doubles picks the same lab as comparing their decimals; only the
+        # product needs decimals. A loop: a comprehension is a function call of its own in 3.11.
+        lowest: float | None = None  # as min() over the values, in order
+        for lab in creatinine:
+            value = lab.value
+            if value is not None and (lowest is None or value < lowest):
+                lowest = value
+        rising = newest is not None and lowest is not None and _rises(newest, lowest)
     if not egfr_low and not rising:
         return None
     evidence: dict[str, object] = {}
@@ -131,7 +136,7 @@ def renal_function_declining(facts: LineFacts) -> Hit | None:
         evidence |= {"egfr": egfr[-1].value, "egfr_date": effective_date(egfr[-1]), "egfr_floor": EGFR_FLOOR}
         reasons.append(f"eGFR {text(egfr[-1].value)} is below {text(EGFR_FLOOR)}")  # type: ignore[arg-type]
     if rising:
-        assert newest is not None
+        assert newest is not None and lowest is not None
         evidence |= {"creatinine": newest, "lowest_creatinine": lowest}
         reasons.append(
             f"creatinine {text(newest)} is at least {text(CREATININE_RISE)}× the lowest in the window ({text(lowest)})"

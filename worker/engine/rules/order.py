@@ -172,11 +172,13 @@ def early_refill(facts: LineFacts) -> Hit | None:
     """
     early: list[tuple[int, PriorLine]] = []
     dos, window = facts.dos, facts.settings.refill_window_days
-    for prior in facts.claim_facts.prior_lines:  # the fields directly: this loop runs for every line
+    # The fields directly, and days as ordinals (no timedelta per prior line): this runs for every line.
+    dos_day = dos.toordinal()
+    for prior in facts.claim_facts.prior_lines:
         supply, day = prior.days_supply, prior.date_of_service
         if supply is None or day >= dos:
             continue
-        remaining = (day - dos).days + supply
+        remaining = day.toordinal() - dos_day + supply
         if remaining > window:
             early.append((remaining, prior))
     if not early:

@@ -70,11 +70,10 @@ def concurrent_extended_release_tacrolimus(facts: LineFacts) -> Hit | None:
     therapy. DENY_RISK, INFO if justified (as for concurrent-cyclosporine).
     """
     matched = facts.matched_prescription
-    overlapping = [
-        rx
-        for rx in facts.active_with_ingredient(TACROLIMUS)
-        if rx.formulation == "EXTENDED_RELEASE" and (matched is None or rx.prescription_id != matched.prescription_id)
-    ]
+    overlapping = []  # a loop, as the facts' filters (rules/facts.py)
+    for rx in facts.active_with_ingredient(TACROLIMUS):
+        if rx.formulation == "EXTENDED_RELEASE" and (matched is None or rx.prescription_id != matched.prescription_id):
+            overlapping.append(rx)
     if not overlapping:
         return None
     return _overlap_hit(
@@ -100,11 +99,10 @@ def interacting_drug_without_level(facts: LineFacts) -> Hit | None:
     without one.
     """
     interacting = facts.reference.drugs_of(CYP3A4_CLASSES)
-    missing_level = [
-        rx
-        for rx in facts.active_prescriptions
-        if rx.ingredient_key in interacting and not facts.labs_between("tacrolimus_level", rx.start_date, facts.dos)
-    ]
+    missing_level = []  # a loop, as the facts' filters (rules/facts.py)
+    for rx in facts.active_prescriptions:
+        if rx.ingredient_key in interacting and not facts.labs_between("tacrolimus_level", rx.start_date, facts.dos):
+            missing_level.append(rx)
     if not missing_level:
         return None
     names = sorted({rx.ingredient for rx in missing_level})
