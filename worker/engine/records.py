@@ -251,19 +251,22 @@ PriorClaim = tuple[PriorLine, ...]  # the J7507 lines of one claim version (neve
 
 
 def prior_claim(claim: Claim) -> PriorClaim:
-    return tuple(
-        PriorLine(
-            claim.claim_id,
-            claim.claim_version,
-            line.line_number,
-            _shared_value(line.units),
-            _shared_date(line.date_of_service),
-            line.days_supply,
-            sys.intern(normalize_ndc(line.ndc)) if line.ndc and line.ndc.strip() else None,
+    claim_id, claim_version = claim.claim_id, claim.claim_version
+    lines = []
+    for line in claim.j7507_lines:  # a loop, not a generator: this runs for every decided claim
+        ndc = line.ndc
+        lines.append(
+            PriorLine(
+                claim_id,
+                claim_version,
+                line.line_number,
+                _shared_value(line.units),
+                _shared_date(line.date_of_service),
+                line.days_supply,
+                sys.intern(normalize_ndc(ndc)) if ndc and ndc.strip() else None,
+            )
         )
-        for line in claim.lines
-        if line.is_j7507
-    )
+    return tuple(lines)
 
 
 @dataclass(frozen=True, slots=True)

@@ -228,7 +228,11 @@ class TimeOrderedMerge:
     def _covered(self, task: PartitionTask, claim: QueuedClaim, now_ms: int) -> bool:
         if not claim.history and self.grace_ms and now_ms < claim.time + self.grace_ms:
             return False
-        return all(self.cursors[tp].covers(claim) for tp in task.context)
+        cursors = self.cursors
+        for tp in task.context:  # noqa: SIM110 (a loop, not all() over a generator: this runs for every claim)
+            if not cursors[tp].covers(claim):
+                return False
+        return True
 
     def grace_wait_ms(self) -> int | None:
         """How long until the first head claim's grace period ends (None: none waits for it)."""
