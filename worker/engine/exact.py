@@ -78,7 +78,7 @@ def whole_units(units: float) -> Decimal | None:
 
 def positive_whole(units: Decimal | None) -> bool:
     """`units` (as `whole_units` gives them) are a positive whole number: what `units-not-whole` asks."""
-    return units is not None and units > 0 and units == units.to_integral_value()
+    return units is not None and units > 0 and is_whole(units)
 
 
 def sum_units(values: Iterable[float]) -> Decimal:

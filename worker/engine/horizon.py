@@ -172,15 +172,15 @@ class PatientRecord:
         # Midnight (UTC) of the earliest date of service, in epoch milliseconds: compared with each
         # prescription's recorded time as integers, without a datetime per prescription.
         service_ms = (earliest_service.toordinal() - _EPOCH_ORDINAL) * _DAY_MS
-        dropped = {"prescriptions": 0, "labs": 0, "prior_claims": 0}
-        dropped["prescriptions"] = self.prescriptions.prune(
-            settled,
-            lambda rx: _rx_expired(rx, earliest_service, service_ms),
-            lambda status, end_date: not _can_be_active(status, end_date, earliest_service),
-        )
-        dropped["labs"] = self.labs.prune(
-            earliest_lab, settled, lambda loinc: group_of.get(loinc) == TACROLIMUS_LEVEL_GROUP
-        )
+        dropped = {
+            "prescriptions": self.prescriptions.prune(
+                settled,
+                lambda rx: _rx_expired(rx, earliest_service, service_ms),
+                lambda status, end_date: not _can_be_active(status, end_date, earliest_service),
+            ),
+            "labs": self.labs.prune(earliest_lab, settled, lambda loinc: group_of.get(loinc) == TACROLIMUS_LEVEL_GROUP),
+            "prior_claims": 0,
+        }
         # A claim with a line on or after the earliest date of service is never expired (`_line_expired`).
         for claim in self.claims.drop(lambda claim: _claim_expired(claim, earliest_service), earliest_service):
             self.expired = self.expired.plus(claim)
